@@ -1,0 +1,1 @@
+"""Amaranth hardware: the eBPF core (`core`) and the NIC around it (`pipeline`)."""

@@ -1,0 +1,1 @@
+"""Simulation backends and co-simulation glue."""

@@ -1,0 +1,193 @@
+"""The `bpfnic` command line: one entry point, a subcommand per task.
+
+Every subcommand turns the project's own error types into a one-line message naming the input, the
+place and the reason, and a non-zero exit status; a traceback means a bug in bpfnic, not in the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import isa
+
+#: Errors that are the user's input being wrong; anything else is a bpfnic bug and keeps its traceback.
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .vm import VmFault
+    errors: list[type[BaseException]] = [isa.IsaError, VmFault, OSError]
+    for module, name in (("asm", "AsmError"), ("elf_loader", "LoadError"), ("compile", "CompileError"),
+                         ("maps", "MapError"), ("btf", "BtfError"), ("xdp", "XdpError"),
+                         ("verifier", "VerifierError"), ("pcap", "PcapError")):
+        try:
+            mod = __import__(f"{__package__}.{module}", fromlist=[name])
+            errors.append(getattr(mod, name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot be used (named in the message)."""
+
+
+def read_program(path: str, section: str | None = None) -> isa.Program:
+    """A program from an assembly file (.s/.asm or text), raw instruction bytes (.bin), or an ELF object."""
+    file = Path(path)
+    data = file.read_bytes()
+    if data[:4] == b"\x7fELF":
+        from .elf_loader import load_object
+        return load_object(file).program(section).insns
+    if file.suffix in (".bin", ".raw") or not _is_text(data):
+        return isa.decode_program(data)
+    from .asm import assemble
+    return assemble(data.decode(), source=str(file))
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in data
+
+
+def parse_hex(text: str, what: str) -> bytes:
+    cleaned = "".join(text.split())
+    if cleaned.startswith(("0x", "0X")):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise UsageError(f"{what}: {text[:40]!r} is not hex bytes") from None
+
+
+# -- subcommands ------------------------------------------------------------------------------------------
+
+def cmd_asm(args: argparse.Namespace) -> int:
+    from .asm import assemble
+    source = Path(args.source)
+    program = assemble(source.read_text(), source=str(source))
+    code = program.encode()
+    if args.hex:
+        text = " ".join(f"{b:02x}" for b in code)
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+        else:
+            print(text)
+        return 0
+    output = Path(args.output) if args.output else source.with_suffix(".bin")
+    output.write_bytes(code)
+    print(f"{output}: {len(code) // isa.INSN_SIZE} instruction slots")
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from .disasm import disassemble
+    program = read_program(args.program, args.section)
+    print(disassemble(program, raw=not args.no_raw), end="")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .vm import Vm
+    program = read_program(args.program, args.section)
+    mem = None
+    if args.mem is not None:
+        mem = parse_hex(args.mem, "--mem")
+    elif args.mem_file is not None:
+        mem = Path(args.mem_file).read_bytes()
+    trace = None
+    if args.trace:
+        from .disasm import format_insn
+
+        def trace(pc: int, insn: isa.Insn, regs: list[int]) -> None:
+            changed = " ".join(f"r{i}=0x{v:x}" for i, v in enumerate(regs[:10]) if v)
+            print(f"{pc:5d}: {format_insn(insn):40s} {changed}")
+    vm = Vm(program, instruction_limit=args.limit, trace=trace)
+    result = vm.run(mem)
+    print(f"r0 = 0x{result.r0:x} ({result.r0_signed})")
+    print(f"instructions executed: {result.instructions}")
+    by_class = ", ".join(f"{name} {count}" for name, count in result.counts_by_class.items() if count)
+    print(f"by class: {by_class}")
+    return 0
+
+
+def cmd_conformance_plugin(args: argparse.Namespace) -> int:
+    from .conformance_plugin import run_plugin
+    return run_plugin(args.memory, backend=args.backend, debug=args.debug)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo()
+
+
+# -- parser -----------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bpfnic", description="bpfnic: an open SmartNIC that runs eBPF/XDP "
+                                     "programs in hardware. Tools for the ISA, the golden VM and the NIC.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("asm", help="assemble a program (conformance-suite dialect) to raw instruction bytes")
+    p.add_argument("source", help="assembly file")
+    p.add_argument("-o", "--output", help="output file (default: SOURCE with .bin)")
+    p.add_argument("--hex", action="store_true", help="print hex bytes instead of writing a binary")
+    p.set_defaults(func=cmd_asm)
+
+    p = sub.add_parser("disasm", help="disassemble raw instruction bytes, an assembly file or an ELF object")
+    p.add_argument("program", help=".bin/.raw bytes, assembly text or ELF object")
+    p.add_argument("--section", help="ELF program section or function name")
+    p.add_argument("--no-raw", action="store_true", help="do not show the raw instruction bytes")
+    p.set_defaults(func=cmd_disasm)
+
+    p = sub.add_parser("run", help="run a program on the golden VM and print r0 and the instruction count")
+    p.add_argument("program", help="assembly file, raw instruction bytes (.bin) or ELF object")
+    p.add_argument("--section", help="ELF program section or function name")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--mem", help="input memory as hex bytes (r1 points to it, r2 is its length)")
+    group.add_argument("--mem-file", help="file whose bytes are the input memory")
+    p.add_argument("--limit", type=int, default=10_000_000, help="instruction limit (default 10,000,000)")
+    p.add_argument("--trace", action="store_true", help="print every retired instruction and the registers")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("conformance-plugin", help="speak the bpf_conformance plugin protocol: program hex on "
+                       "standard input, r0 in hex on standard output")
+    p.add_argument("memory", nargs="?", default="", help="memory for the program as hex bytes")
+    p.add_argument("--backend", choices=("vm",), default="vm", help="what runs the program (default: vm)")
+    p.add_argument("--debug", action="store_true", help="trace each instruction on standard error")
+    p.set_defaults(func=cmd_conformance_plugin)
+    p = sub.add_parser("demo", help="the main job: assemble shipped examples and run them on the golden VM")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as error:
+        print(f"bpfnic {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("bpfnic: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        print(f"bpfnic {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
