@@ -19,10 +19,11 @@ EXIT_FAILURE = 1
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .vm import VmFault
-    errors: list[type[BaseException]] = [isa.IsaError, VmFault, OSError]
+    errors: list[type[BaseException]] = [isa.IsaError, VmFault, OSError, UsageError]
     for module, name in (("asm", "AsmError"), ("elf_loader", "LoadError"), ("compile", "CompileError"),
                          ("maps", "MapError"), ("btf", "BtfError"), ("xdp", "XdpError"),
-                         ("verifier", "VerifierError"), ("pcap", "PcapError")):
+                         ("verifier", "VerifierError"), ("runner", "RunError"),
+                         ("kernel_backend", "KernelBackendError"), ("conformance", "VectorError")):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
@@ -94,6 +95,13 @@ def cmd_disasm(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if Path(args.program).is_file() and Path(args.program).read_bytes()[:4] == b"\x7fELF":
+        return run_xdp_object(args)
+    for option in ("pcap", "out", "map_init"):
+        if getattr(args, option):
+            raise UsageError(f"--{option.replace('_', '-')} needs an XDP object (ELF), and {args.program} is not one")
+    if args.backend != "vm":
+        raise UsageError(f"--backend {args.backend} runs XDP objects; a bare program runs on the VM only")
     from .vm import Vm
     program = read_program(args.program, args.section)
     mem = None
@@ -115,6 +123,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     by_class = ", ".join(f"{name} {count}" for name, count in result.counts_by_class.items() if count)
     print(f"by class: {by_class}")
     return 0
+
+
+def run_xdp_object(args: argparse.Namespace) -> int:
+    import json
+
+    from . import runner
+    from .elf_loader import load_object
+    if args.pcap is None:
+        raise UsageError(f"{args.program} is an XDP object: give its packets with --pcap FILE")
+    if args.mem is not None or args.mem_file is not None or args.trace:
+        raise UsageError("--mem, --mem-file and --trace are for bare programs, not XDP objects")
+    obj = load_object(args.program)
+    frames = runner.read_pcap(args.pcap)
+    session = runner.open_session(args.backend, obj, args.section)
+    try:
+        if args.map_init:
+            session.apply_map_init(runner.read_map_init(args.map_init))
+        results = runner.run_frames(session, frames)
+        maps = session.dump_maps()
+    finally:
+        close = getattr(session, "close", None)
+        if close:
+            close()
+    if args.out:
+        runner.write_pcap(args.out, [r.data for r in results if r.verdict in runner.OUTPUT_VERDICTS])
+    if args.json:
+        print(json.dumps(runner.to_json(results, maps), indent=1))
+    else:
+        print(runner.format_table(results, maps))
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compile import main_compile
+    return main_compile(args.arguments)
 
 
 def cmd_conformance_plugin(args: argparse.Namespace) -> int:
@@ -146,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-raw", action="store_true", help="do not show the raw instruction bytes")
     p.set_defaults(func=cmd_disasm)
 
-    p = sub.add_parser("run", help="run a program on the golden VM and print r0 and the instruction count")
+    p = sub.add_parser("run", help="run a bare program (r0, instruction count) or an XDP object on packets")
     p.add_argument("program", help="assembly file, raw instruction bytes (.bin) or ELF object")
     p.add_argument("--section", help="ELF program section or function name")
     group = p.add_mutually_exclusive_group()
@@ -154,7 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--mem-file", help="file whose bytes are the input memory")
     p.add_argument("--limit", type=int, default=10_000_000, help="instruction limit (default 10,000,000)")
     p.add_argument("--trace", action="store_true", help="print every retired instruction and the registers")
+    p.add_argument("--pcap", help="XDP object: run every frame of this pcap file")
+    p.add_argument("--out", help="XDP object: write the frames the program passes on (TX, REDIRECT, PASS)")
+    p.add_argument("--map-init", help="XDP object: JSON {\"maps\": {name: {key hex: value hex}}} to fill maps first")
+    p.add_argument("--json", action="store_true", help="XDP object: print packets and maps as JSON")
+    p.add_argument("--backend", choices=("vm", "kernel"), default="vm",
+                   help="what runs the program: the golden VM (default) or the Linux kernel (needs bpf())")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compile", add_help=False, help="compile an XDP program in C to a BPF object "
+                       "(bpfnic compile prog.c -o prog.o [--mcpu v1..v4]); --help for its options")
+    p.add_argument("arguments", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("conformance-plugin", help="speak the bpf_conformance plugin protocol: program hex on "
                        "standard input, r0 in hex on standard output")
