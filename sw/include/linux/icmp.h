@@ -1,0 +1,4 @@
+/* linux/icmp.h: stands in for the kernel UAPI <linux/icmp.h> (struct icmphdr, ICMP_* types),
+ * so programs written against it build for bpfnic unchanged, with no kernel or libbpf headers.
+ * The definitions are this project's own, in <bpfnic/proto.h>. */
+#include <bpfnic/proto.h>
