@@ -56,13 +56,13 @@ def region_of(pointer: int) -> int:
 
 
 class Region:
-    """A bounds-checked byte region. `load_hook(offset, size)` (if set) supplies loads, for regions whose
-    fields are not plain bytes (the XDP context's pointers)."""
+    """A bounds-checked byte region. `load_hook(offset, size, pc)` (if set) supplies loads, for regions whose
+    fields are not plain bytes (the XDP context's pointers); it raises VmFault(pc, reason) to refuse one."""
 
     __slots__ = ("name", "tag", "buf", "size", "writable", "load_hook")
 
     def __init__(self, name: str, tag: int, buf: bytearray, writable: bool = True,
-                 load_hook: Callable[[int, int], int] | None = None, size: int | None = None):
+                 load_hook: Callable[[int, int, int], int] | None = None, size: int | None = None):
         self.name = name
         self.tag = tag
         self.buf = buf

@@ -42,13 +42,15 @@ class VmFault(Exception):
     call chain, the instruction limit. Names the instruction and the reason."""
 
     def __init__(self, pc: int, reason: str, insn: isa.Insn | None = None, instructions: int | None = None):
+        super().__init__(pc, reason)
         self.pc = pc
         self.reason = reason
         self.insn = insn
         self.instructions = instructions
-        text = _describe(insn) if insn is not None else None
-        where = f"instruction {pc}" + (f" ({text})" if text else "")
-        super().__init__(f"{where}: {reason}")
+
+    def __str__(self) -> str:
+        text = _describe(self.insn) if self.insn is not None else None
+        return f"instruction {self.pc}" + (f" ({text})" if text else "") + f": {self.reason}"
 
 
 def _describe(insn: isa.Insn) -> str:
@@ -222,6 +224,8 @@ class Vm:
                 compiled = self._compile(call.program)
                 regs[10] = memory.frame_pointer(len(self._frames))
             except VmFault as error:
+                if error.insn is None:
+                    error.insn = compiled.program[error.pc] if 0 <= error.pc < len(compiled.program) else None
                 if error.instructions is None:
                     error.instructions = compiled.fold(hits, counts)
                 raise
@@ -519,7 +523,7 @@ def _translate(insn: isa.Insn, pc: int, last: bool) -> list[str]:
             lines.append(f"if g is None or o + {size} > g.size: _bad({pc}, a, {size}, 'read')")
             reader = f"_{'S' if signed else 'U'}{size}(g.buf, o)[0]"
             value = f"{reader} & {M64}" if signed else reader
-            lines.append(f"r[{d}] = g.load_hook(o, {size}) if g.load_hook is not None else {value}")
+            lines.append(f"r[{d}] = g.load_hook(o, {size}, {pc}) if g.load_hook is not None else {value}")
             if signed:
                 lines.append(f"r[{d}] &= {M64}")
         else:
