@@ -155,11 +155,6 @@ def run_xdp_object(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import main_compile
-    return main_compile(args.arguments)
-
-
 def cmd_conformance_plugin(args: argparse.Namespace) -> int:
     from .conformance_plugin import run_plugin
     return run_plugin(args.memory, backend=args.backend, debug=args.debug)
@@ -207,8 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", add_help=False, help="compile an XDP program in C to a BPF object "
                        "(bpfnic compile prog.c -o prog.o [--mcpu v1..v4]); --help for its options")
-    p.add_argument("arguments", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("conformance-plugin", help="speak the bpf_conformance plugin protocol: program hex on "
                        "standard input, r0 in hex on standard output")
@@ -222,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compile"]:  # its own parser, options and --help included
+        from .compile import main_compile
+        return main_compile(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -229,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"bpfnic {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("bpfnic: interrupted", file=sys.stderr)
         return 130

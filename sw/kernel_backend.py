@@ -428,7 +428,7 @@ class KernelSession:
                               f"context {context_out} that does not fit its {len(result.data_out)}-byte "
                               f"data_out")
         data = result.data_out[context_out.data:context_out.data_end]  # without the metadata
-        return PacketResult(index, result.retval, data, None, 0, [], None)
+        return PacketResult(index, result.retval, data, None, None, [], None)
 
     # -- lifetime ----------------------------------------------------------------------------------------
     def _require_open(self) -> None:

@@ -91,7 +91,8 @@ def format_table(results: list, maps: dict) -> str:
     for result in results:
         notes = "; ".join(filter(None, [result.fault, *(f"trace: {t}" for t in result.trace_output)]))
         redirect = "-" if result.redirect is None else str(result.redirect)
-        lines.append(f"{result.index:>4}  {result.verdict:12}  {len(result.data):>5}  {result.instructions:>12}  "
+        instructions = "-" if result.instructions is None else result.instructions
+        lines.append(f"{result.index:>4}  {result.verdict:12}  {len(result.data):>5}  {instructions:>12}  "
                      f"{redirect:8}  {notes}")
     counts: dict[str, int] = {}
     for result in results:

@@ -92,7 +92,7 @@ class PacketResult:
     action: int                    # r0 (low 32 bits) as the program returned it, or XDP_ABORTED on a fault
     data: bytes                    # the packet after the program: data .. data_end
     redirect: int | None = None    # ifindex of a successful redirect when the action is XDP_REDIRECT
-    instructions: int = 0
+    instructions: int | None = 0   # None where the backend cannot count them (the kernel)
     trace_output: list[str] = field(default_factory=list)
     fault: str | None = None       # why the machine aborted the program (a VM fault), if it did
 
@@ -141,6 +141,7 @@ class XdpSession:
         self.random = random.Random(prandom_seed)
         self.maps: list[maps_mod.BpfMap] = [self._create_map(definition) for definition in obj.maps]
         self.map_by_name = {m.name: m for m in self.maps}
+        self._check_helpers(obj)
         self.vm = Vm(self.program_def.insns, helpers=self._helpers(), maps=self.maps,
                      instruction_limit=instruction_limit, name=self.program_def.section)
         for index, bpf_map in enumerate(self.maps):
@@ -152,6 +153,20 @@ class XdpSession:
         self._buffer: PacketBuffer | None = None
         self._redirect: int | None = None
         self._trace: list[str] = []
+
+    def _check_helpers(self, obj) -> None:
+        """Refuse, before any packet, a program calling a helper this machine does not implement."""
+        implemented = self._helpers()
+        for program in obj.programs.values():
+            for index, insn in program.insns.instructions():
+                if (insn.opcode == isa.OP_CALL and insn.src == isa.BPF_PSEUDO_CALL_HELPER
+                        and insn.imm not in implemented):
+                    raise XdpError(f"{obj.path}: section {program.section}, instruction {index}: helper "
+                                   f"{insn.imm} is not implemented by bpfnic (implemented: "
+                                   f"{', '.join(f'{HELPER_NAMES[h]} ({h})' for h in sorted(implemented))})")
+                if insn.opcode == isa.OP_CALL and insn.src == isa.BPF_PSEUDO_KFUNC_CALL:
+                    raise XdpError(f"{obj.path}: section {program.section}, instruction {index}: calls of kernel "
+                                   f"functions (kfunc {insn.imm}) are not supported")
 
     # -- maps ------------------------------------------------------------------------------------------
     def _create_map(self, definition) -> maps_mod.BpfMap:
