@@ -52,7 +52,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Callable, Container, Iterator
 
-# -- enum bpf_map_type (include/uapi/linux/bpf.h) ----------------------------------------------------
+# -- enum bpf_map_type (include/uapi/linux/bpf.h) --------------------------------------------------
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PROG_ARRAY = 3
@@ -75,7 +75,7 @@ MAP_TYPE_NAMES: dict[int, str] = {
     31: "user_ringbuf", 32: "cgrp_storage", 33: "arena",
 }
 
-# -- BPF_MAP_CREATE map_flags -------------------------------------------------------------------------
+# -- BPF_MAP_CREATE map_flags ----------------------------------------------------------------------
 BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_NO_COMMON_LRU = 1 << 1
 BPF_F_NUMA_NODE = 1 << 2
@@ -100,7 +100,7 @@ FLAG_NAMES = {
     BPF_F_PRESERVE_ELEMS: "BPF_F_PRESERVE_ELEMS", BPF_F_INNER_MAP: "BPF_F_INNER_MAP",
 }
 
-# -- BPF_MAP_UPDATE_ELEM flags ------------------------------------------------------------------------
+# -- BPF_MAP_UPDATE_ELEM flags ---------------------------------------------------------------------
 BPF_ANY = 0        # create or update
 BPF_NOEXIST = 1    # create only
 BPF_EXIST = 2      # update only
@@ -133,7 +133,7 @@ class MapError(ValueError):
 
 
 def map_type_from_name(name: str) -> int:
-    """The BPF_MAP_TYPE_* number of a name: "hash", "lru_percpu_hash", "BPF_MAP_TYPE_HASH", "lpm-trie"."""
+    """The BPF_MAP_TYPE_* number of a name: "hash", "BPF_MAP_TYPE_HASH", "lpm-trie"..."""
     if not isinstance(name, str):
         raise MapError(f"map type name must be a string, got {type(name).__name__}")
     normalized = name.strip().lower().replace("-", "_")
@@ -379,7 +379,7 @@ class BpfMap:
 
     # -- operations ---------------------------------------------------------------------------------
     def lookup_slot(self, key: bytes, cpu: int = 0) -> int | None:
-        """Program-side lookup (bpf_map_lookup_elem): the value's byte offset in value_memory, or None."""
+        """Program-side lookup (bpf_map_lookup_elem): the value's offset in value_memory, or None."""
         raise NotImplementedError
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY, cpu: int | None = None) -> int:
@@ -438,7 +438,7 @@ def _check_spin_lock_offset(owner: BpfMap, offset: Any) -> int | None:
     return offset
 
 
-# -- arrays (kernel/bpf/arraymap.c) -----------------------------------------------------------------
+# -- arrays (kernel/bpf/arraymap.c) ----------------------------------------------------------------
 class ArrayMap(BpfMap):
     """BPF_MAP_TYPE_ARRAY: key = u32 index (little-endian); every entry exists and starts zeroed.
     Update with BPF_NOEXIST: -EEXIST; index >= max_entries: -E2BIG on update, None on lookup;
@@ -535,7 +535,7 @@ class PerCpuArrayMap(ArrayMap):
     per_cpu = True
 
 
-# -- hash tables (kernel/bpf/hashtab.c) -------------------------------------------------------------
+# -- hash tables (kernel/bpf/hashtab.c) ------------------------------------------------------------
 class HashMap(BpfMap):
     """BPF_MAP_TYPE_HASH: BPF_NOEXIST on an existing key -> -EEXIST, BPF_EXIST on a missing key ->
     -ENOENT, a new key in a full map -> -E2BIG; delete of a missing key -> -ENOENT. Deleting frees
@@ -641,6 +641,11 @@ class HashMap(BpfMap):
     def __len__(self) -> int:
         return len(self._slots)
 
+    def slot_of(self, key: bytes) -> int | None:
+        """The slot holding `key`'s value, or None; unlike lookup_slot it leaves LRU order alone
+        (for checkers, such as the hardware map unit's testbench)."""
+        return self._slots.get(self._key(key))
+
     def lru_order(self) -> list[bytes]:
         """LRU maps: the keys from least to most recently used (the eviction order)."""
         if not self.lru:
@@ -673,16 +678,17 @@ class LruPerCpuHashMap(HashMap):
     per_cpu = True
 
 
-# -- longest-prefix-match trie (kernel/bpf/lpm_trie.c) ----------------------------------------------
+# -- longest-prefix-match trie (kernel/bpf/lpm_trie.c) ---------------------------------------------
 class LpmTrieMap(BpfMap):
     """BPF_MAP_TYPE_LPM_TRIE. Key = struct bpf_lpm_trie_key_u8: u32 prefixlen (little-endian, host
     order) then key_size - 4 data bytes, most significant bit first (network order for addresses).
     Lookups (program and host) find the entry with the longest prefix that matches the key's data on
     at most the key's prefixlen bits. Update and delete act on the exact prefix (prefixlen and its
     leading bits; bits past the prefix do not matter). prefixlen > 8 * data size: -EINVAL on update
-    and delete, no match on lookup. A new prefix in a full trie: -ENOSPC (not -E2BIG). BPF_NOEXIST/BPF_EXIST as for
-    hashes. Requires BPF_F_NO_PREALLOC, like the kernel. keys() returns each entry's key as last
-    written, bits past the prefix included (the kernel keeps them too)."""
+    and delete, no match on lookup. A new prefix in a full trie: -ENOSPC (not -E2BIG).
+    BPF_NOEXIST/BPF_EXIST as for hashes. Requires BPF_F_NO_PREALLOC, like the kernel. keys()
+    returns each entry's key as last written, bits past the prefix included (the kernel keeps
+    them too)."""
 
     map_type = BPF_MAP_TYPE_LPM_TRIE
     program_helpers = frozenset({"map_lookup_elem", "map_update_elem", "map_delete_elem"})
@@ -802,7 +808,7 @@ class LpmTrieMap(BpfMap):
         return len(self._entries)
 
 
-# -- device maps for bpf_redirect_map (kernel/bpf/devmap.c) -----------------------------------------
+# -- device maps for bpf_redirect_map (kernel/bpf/devmap.c) ----------------------------------------
 class _DevMapBase(BpfMap):
     """Common to DEVMAP and DEVMAP_HASH. Value: struct bpf_devmap_val, u32 ifindex, then (8-byte
     values) the program to run on frames redirected there: the host writes a program number, which
@@ -1033,6 +1039,7 @@ class ProgArrayMap(BpfMap):
 
     map_type = BPF_MAP_TYPE_PROG_ARRAY
     program_helpers = frozenset({"tail_call"})
+    _create_flags = ArrayMap._create_flags
 
     def _check_attributes(self) -> None:
         if self.value_size != 4:
@@ -1040,8 +1047,6 @@ class ProgArrayMap(BpfMap):
         if self.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG):
             self._refuse("BPF_F_RDONLY_PROG/BPF_F_WRONLY_PROG do not apply to program arrays")
         ArrayMap._check_attributes(self)  # then the array checks, as the kernel does
-
-    _create_flags = ArrayMap._create_flags
 
     def _configure(self, extra: dict[str, Any]) -> None:
         self._programs: list[Any] = [None] * self.max_entries
@@ -1108,7 +1113,7 @@ class ProgArrayMap(BpfMap):
         return sum(program is not None for program in self._programs)
 
 
-# -- construction -----------------------------------------------------------------------------------
+# -- construction ----------------------------------------------------------------------------------
 MAP_CLASSES: dict[int, type[BpfMap]] = {
     cls.map_type: cls for cls in (ArrayMap, PerCpuArrayMap, HashMap, PerCpuHashMap, LruHashMap,
                                   LruPerCpuHashMap, LpmTrieMap, DevMap, DevMapHash, ProgArrayMap)

@@ -344,10 +344,10 @@ class XdpSession:
             raise vm.fault("bpf_redirect_map: broadcast redirects are not supported")
         if not isinstance(bpf_map, (maps_mod.DevMap, maps_mod.DevMapHash)):
             raise vm.fault(f"bpf_redirect_map: map {bpf_map.name} is not a devmap")
-        value = bpf_map.lookup((key & M32).to_bytes(4, "little"))
-        if value is None:
+        target = bpf_map.redirect_lookup(key & M32)
+        if target is None:
             return flags & 3  # the low bits of flags are the action when the key has no target
-        self._redirect = int.from_bytes(value[:4], "little")
+        self._redirect = target[0]
         return XDP_REDIRECT
 
     def _csum_diff(self, vm: Vm, from_pointer: int, from_size: int, to_pointer: int, to_size: int,

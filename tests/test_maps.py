@@ -40,7 +40,7 @@ def read(map_, offset: int, size: int | None = None) -> bytes:
     return bytes(map_.value_memory[offset:offset + size])
 
 
-# -- names and creation -------------------------------------------------------------------------------
+# -- names and creation ----------------------------------------------------------------------------
 def test_type_names_round_trip():
     for number in maps.SUPPORTED_MAP_TYPES:
         name = maps.MAP_TYPE_NAMES[number]
@@ -118,7 +118,7 @@ def test_bad_arguments_raise_named_errors():
         hash_map.update(u32(1), u64(1), cpu=-1)
 
 
-# -- arrays ---------------------------------------------------------------------------------------------
+# -- arrays ----------------------------------------------------------------------------------------
 def test_array_entries_exist_zeroed_and_update_in_place():
     array = create_map("array", 4, 12, 3)
     assert array.value_stride == 16 and len(array.value_memory) == 48
@@ -181,7 +181,7 @@ def test_percpu_array_layout_and_program_writes():
         array.lookup_slot(u32(0), cpu=2)
 
 
-# -- hashes -----------------------------------------------------------------------------------------------
+# -- hashes ----------------------------------------------------------------------------------------
 def test_hash_flags_full_and_delete():
     table = create_map("hash", 4, 8, 2)
     assert table.update(u32(1), u64(10), BPF_EXIST) == -errno.ENOENT
@@ -254,7 +254,7 @@ def test_percpu_hash_reused_slot_is_zeroed_for_a_program_insert():
     assert table.lookup(u32(2)) == [u64(0xCC), u64(0)]
 
 
-# -- LRU --------------------------------------------------------------------------------------------------
+# -- LRU -------------------------------------------------------------------------------------------
 def test_lru_evicts_least_recently_used():
     lru = create_map("lru_hash", 4, 8, 3)
     for key in (1, 2, 3):
@@ -262,6 +262,7 @@ def test_lru_evicts_least_recently_used():
     assert lru.lru_order() == [u32(1), u32(2), u32(3)]
     assert lru.lookup_slot(u32(1)) is not None            # program lookup: 1 is now the newest
     assert lru.lookup(u32(2)) == u64(2)                   # host lookup: recency unchanged
+    assert lru.slot_of(u32(2)) is not None                # and so is a checker's peek
     assert lru.update(u32(4), u64(4)) == 0                # full: evicts 2
     assert sorted(lru.keys()) == [u32(1), u32(3), u32(4)]
     assert lru.update(u32(3), u64(33), BPF_EXIST) == 0     # an update also refreshes
@@ -300,7 +301,7 @@ def test_lru_percpu_hash():
         create_map("hash", 4, 4, 1).lru_order()
 
 
-# -- LPM trie ---------------------------------------------------------------------------------------------
+# -- LPM trie --------------------------------------------------------------------------------------
 def make_ipv4_trie(max_entries: int = 16) -> maps.LpmTrieMap:
     return create_map("lpm_trie", 8, 4, max_entries, BPF_F_NO_PREALLOC)
 
@@ -390,7 +391,7 @@ def test_lpm_matches_a_brute_force_search(prefixes, addresses):
             (None if best is None else expected[best])
 
 
-# -- device maps ------------------------------------------------------------------------------------------
+# -- device maps -----------------------------------------------------------------------------------
 def test_devmap_update_delete_and_redirect():
     programs = {5: "devmap_prog"}
     devmap = create_map("devmap", 4, 8, 4, valid_ifindexes={1, 2, 3},
@@ -447,7 +448,7 @@ def test_devmap_hash():
     assert len(devmap) == 2
 
 
-# -- program array ----------------------------------------------------------------------------------------
+# -- program array ---------------------------------------------------------------------------------
 def test_prog_array():
     progs = create_map("prog_array", 4, 4, 3)
     handler = object()
@@ -471,7 +472,7 @@ def test_prog_array():
         progs.lookup_slot(u32(0))
 
 
-# -- global data, access flags, freezing ------------------------------------------------------------------
+# -- global data, access flags, freezing -----------------------------------------------------------
 def test_global_data_maps():
     rodata = maps.create_global_data_map("prog.rodata", b"\x01\x02\x03", readonly=True)
     assert rodata.map_type == maps.BPF_MAP_TYPE_ARRAY and rodata.max_entries == 1
@@ -507,7 +508,7 @@ def test_access_flags_and_freeze():
     assert create_map("array", 4, 4, 1, maps.BPF_F_WRONLY_PROG).writeonly_for_program
 
 
-# -- invariants under random operations ---------------------------------------------------------------
+# -- invariants under random operations ------------------------------------------------------------
 operation = st.tuples(st.sampled_from(["update", "delete", "program_lookup"]),
                       st.integers(0, 9), st.integers(0, 2 ** 64 - 1),
                       st.sampled_from([BPF_ANY, BPF_NOEXIST, BPF_EXIST]))
@@ -541,9 +542,8 @@ def test_hash_slots_stay_distinct_and_values_stay_put(kind, operations):
             expected = {k: v for k, v in expected.items() if table.lookup(k) is not None}
         present = set(table.keys())
         assert present == set(expected) and len(present) <= 4
-        offsets = [table.lookup_slot(k, cpu=0) for k in present] if kind != "lru_hash" else \
-            [table.value_offset(table._slots[k]) for k in present]
+        offsets = [table.value_offset(table.slot_of(k)) for k in present]
         assert len(set(offsets)) == len(offsets)
         assert all(0 <= offset < table.cpu_region_size for offset in offsets)
         for k, value in expected.items():
-            assert read(table, table.value_offset(table._slots[k])) == value
+            assert read(table, table.value_offset(table.slot_of(k))) == value
