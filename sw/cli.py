@@ -135,6 +135,8 @@ def run_xdp_object(args: argparse.Namespace) -> int:
     if args.mem is not None or args.mem_file is not None or args.trace:
         raise UsageError("--mem, --mem-file and --trace are for bare programs, not XDP objects")
     obj = load_object(args.program)
+    if not args.no_verify:
+        runner.verify_object(obj)
     frames = runner.read_pcap(args.pcap)
     session = runner.open_session(args.backend, obj, args.section)
     try:
@@ -153,6 +155,12 @@ def run_xdp_object(args: argparse.Namespace) -> int:
     else:
         print(runner.format_table(results, maps))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verifier import main_verify
+    status = main_verify(args.program, args.section, args.log)
+    return EXIT_USAGE if status == 2 else status
 
 
 def cmd_conformance_plugin(args: argparse.Namespace) -> int:
@@ -198,7 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="XDP object: print packets and maps as JSON")
     p.add_argument("--backend", choices=("vm", "kernel"), default="vm",
                    help="what runs the program: the golden VM (default) or the Linux kernel (needs bpf())")
+    p.add_argument("--no-verify", action="store_true",
+                   help="XDP object: skip bpfnic's verifier (for testing the machine's own safety checks with "
+                        "hostile programs; the VM and the NIC still bound every access)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="verify an object's programs (or an assembly/raw program) as the kernel "
+                       "would; print the refusal with its reason, or the statistics")
+    p.add_argument("program", help="ELF object, assembly file or raw instruction bytes")
+    p.add_argument("--section", help="verify only this program (section or function name)")
+    p.add_argument("--log", action="store_true", help="print the path the verifier followed")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("compile", add_help=False, help="compile an XDP program in C to a BPF object "
                        "(bpfnic compile prog.c -o prog.o [--mcpu v1..v4]); --help for its options")

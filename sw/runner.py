@@ -55,6 +55,15 @@ def read_map_init(path: str | Path) -> dict:
     return data
 
 
+def verify_object(obj) -> None:
+    """Verify every program of the object before anything runs (as the kernel does on load); raises the
+    verifier's VerifierError naming the program, the instruction and the reason."""
+    from .verifier import map_infos, verify
+    maps = map_infos(obj.maps)
+    for program in obj.programs.values():
+        verify(program.insns, maps, name=f"{Path(obj.path).name}: {program.section}")
+
+
 def open_session(backend: str, obj, section: str | None):
     if backend == "vm":
         from .xdp import XdpSession

@@ -26,7 +26,7 @@ def assert_one_line_error(done, *fragments):
         assert fragment in done.stderr, (fragment, done.stderr)
 
 
-@pytest.mark.parametrize("command", ["asm", "disasm", "run", "compile", "conformance-plugin", "demo"])
+@pytest.mark.parametrize("command", ["asm", "disasm", "run", "compile", "verify", "conformance-plugin", "demo"])
 def test_every_subcommand_has_help(command):
     done = bpfnic(command, "--help")
     assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr
@@ -120,8 +120,10 @@ SEC("xdp") int prog(struct xdp_md *ctx) { return bpf_unknown_helper() ? XDP_PASS
 char LICENSE[] SEC("license") = "GPL";
 """)
     assert bpfnic("compile", helper, "-o", tmp_path / "helper.o").returncode == 0
-    assert_one_line_error(bpfnic("run", tmp_path / "helper.o", "--pcap", pcap), "helper 999",
-                          "not implemented")
+    assert_one_line_error(bpfnic("run", tmp_path / "helper.o", "--pcap", pcap), "instruction 0",
+                          "unknown helper 999")  # the verifier refuses it
+    assert_one_line_error(bpfnic("run", tmp_path / "helper.o", "--pcap", pcap, "--no-verify"), "helper 999",
+                          "not implemented")  # and without it, the machine refuses to open the object
 
 
 def test_compile_error_is_clean(tmp_path):
@@ -129,3 +131,27 @@ def test_compile_error_is_clean(tmp_path):
     broken.write_text("int x = ;\n")
     done = bpfnic("compile", broken)
     assert done.returncode != 0 and "broken.c" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_verifies_first_and_no_verify_leaves_it_to_the_machine(tmp_path):
+    unsafe = tmp_path / "unsafe.c"
+    unsafe.write_text("""#include <bpfnic.h>
+SEC("xdp") int prog(struct xdp_md *ctx) { return *(volatile unsigned char *)((long)ctx->data + 3000); }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    obj = tmp_path / "unsafe.o"
+    assert bpfnic("compile", unsafe, "-o", obj).returncode == 0
+    pcap = EXAMPLES / "pcap" / "xdp_pass.pcap"
+    refused = bpfnic("run", obj, "--pcap", pcap)
+    assert_one_line_error(refused, "unsafe.o", "instruction", "packet")
+    verify = bpfnic("verify", obj)
+    assert verify.returncode == 1 and "packet access" in verify.stdout
+    done = bpfnic("run", obj, "--pcap", pcap, "--no-verify", "--json")
+    assert done.returncode == 0, done.stderr
+    verdicts = {p["verdict"] for p in json.loads(done.stdout)["packets"]}
+    assert verdicts == {"XDP_ABORTED"}  # the VM's bounds check stops every access outside the packet
+
+
+def test_verify_accepts_an_example(firewall):
+    done = bpfnic("verify", firewall)
+    assert done.returncode == 0 and "accepted" in done.stdout, done.stdout + done.stderr
