@@ -224,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("conformance-plugin", help="speak the bpf_conformance plugin protocol: program hex on "
                        "standard input, r0 in hex on standard output")
     p.add_argument("memory", nargs="?", default="", help="memory for the program as hex bytes")
-    p.add_argument("--backend", choices=("vm",), default="vm", help="what runs the program (default: vm)")
+    p.add_argument("--backend", choices=("vm", "rtl"), default="vm",
+                   help="what runs the program: the golden VM (default) or the RTL core under amaranth.sim, "
+                        "in lockstep with the VM")
     p.add_argument("--debug", action="store_true", help="trace each instruction on standard error")
     p.set_defaults(func=cmd_conformance_plugin)
     p = sub.add_parser("demo", help="the main job: assemble shipped examples and run them on the golden VM")

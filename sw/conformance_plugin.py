@@ -46,10 +46,28 @@ def run_plugin(memory_hex: str, backend: str = "vm", debug: bool = False, stdin=
             def trace(pc, insn, regs):
                 print(f"{pc:4d} {isa.OPCODES[insn.opcode].mnemonic:10s} "
                       + " ".join(f"r{i}={v:x}" for i, v in enumerate(regs)), file=stderr)
-        vm = Vm(program, helpers=CONFORMANCE_HELPERS, trace=trace)
-        result = vm.run(memory)
-    except (ValueError, VmFault) as error:  # IsaError is a ValueError; the protocol wants it on stderr
+        if backend == "rtl":
+            r0 = _run_rtl(program, memory)
+        else:
+            r0 = Vm(program, helpers=CONFORMANCE_HELPERS, trace=trace).run(memory).r0
+    except (ValueError, VmFault, RtlFailure) as error:  # IsaError is a ValueError; the protocol wants stderr
         print(str(error), file=stderr)
         return 1
-    print(f"{result.r0:x}", file=stdout)
+    print(f"{r0:x}", file=stdout)
     return 0
+
+
+class RtlFailure(Exception):
+    """The RTL core trapped, or differed from the golden VM."""
+
+
+def _run_rtl(program: isa.Program, memory: bytes) -> int:
+    """The program on the RTL core under amaranth.sim, in lockstep with the golden VM."""
+    from ..sim.lockstep import LockstepMismatch, TrapCause, run_bare_program
+    try:
+        result = run_bare_program(program, memory or None, helpers=CONFORMANCE_HELPERS)
+    except LockstepMismatch as mismatch:
+        raise RtlFailure(f"the RTL core differs from the golden VM: {mismatch}") from None
+    if result.cause != TrapCause.NONE:
+        raise RtlFailure(f"the RTL core trapped at instruction {result.pc}: {result.cause.name}")
+    return result.r0

@@ -58,6 +58,18 @@ def test_plugin_protocol(vector):
     assert int(done.stdout.strip(), 16) == vector.result
 
 
+@pytest.mark.parametrize("vector", PLUGIN_SAMPLE[:3], ids=[v.name for v in PLUGIN_SAMPLE[:3]])
+def test_plugin_protocol_on_the_rtl_core(vector):
+    code = _program(vector).encode()
+    argv = [sys.executable, "-m", "bpfnic.sw.cli", "conformance-plugin", "--backend", "rtl"]
+    if vector.mem:
+        argv.insert(4, " ".join(f"{b:02x}" for b in vector.mem))
+    done = subprocess.run(argv, input=" ".join(f"{b:02x}" for b in code), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip(), 16) == vector.result
+
+
 def test_plugin_reports_errors_on_stderr():
     bad = "07 0a 00 00 01 00 00 00 95 00 00 00 00 00 00 00"  # add r10, 1: a write to the frame pointer
     done = subprocess.run([sys.executable, "-m", "bpfnic.sw.cli", "conformance-plugin"], input=bad,
