@@ -3,8 +3,8 @@
 A program runs twice from identical environments: once on the golden VM, whose trace hook records the
 state after every instruction, and once on the RTL core, whose retire port reports every instruction it
 retires. The harness compares them instruction by instruction: the pc, the register written and its value
-(the retire record), the whole register file r0..r10 in the cycle after (read from the register file's
-ports), and the bytes each store leaves in memory; then the final r0, the trap cause and its instruction,
+(the retire record), the whole register file r0..r10 in the cycle after (LockstepTop's `registers`
+port), and the bytes each store leaves in memory; then the final r0, the trap cause and its instruction,
 the number of instructions, and the contents of every writable region. The first difference stops the
 run with a `LockstepMismatch` that names the instruction (with its disassembly), the cycle, and both
 states.
@@ -16,7 +16,14 @@ that VM's helpers (so maps and helper side effects act on the memory the core se
 core's safety promise independently: a request outside the regions it was given fails the run.
 
 One simulator is built per harness and reused for every program: the testbench serves programs one after
-the other, so that a run costs simulated cycles only. `Simulator.reset()` brings it back after a mismatch.
+the other, so that a run costs simulated cycles only (a slot already holding the right word is not written
+again). `Simulator.reset()` brings it back after a mismatch.
+
+Everything but the simulator is shared with the cocotb + Verilator harness (sim/cocotb_core.py):
+`LockstepTop` is the design both simulate (the core with registered inputs and a port that shows the
+register file), `LockstepModel` holds the reference run, the memory system, the helper answers and the
+comparisons, and its `serve` coroutine is the testbench, written against `CorePorts` (get, set, tick by
+port name) that each simulator implements.
 
 Ref: RFC 9669 (semantics, through the golden VM); hw/core/interfaces.py (ports and protocols).
 """
@@ -26,12 +33,17 @@ from __future__ import annotations
 import collections
 import random
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Callable
 
+from amaranth import Cat, Elaboratable, Module, Shape, Signal, Value
+from amaranth.lib import data
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from bpfnic.hw.core.core import Core
-from bpfnic.hw.core.interfaces import HelperStatus, TrapCause
+from bpfnic.hw.core.interfaces import (ExitReport, HelperRequest, HelperResponse, HelperStatus, ImemWrite,
+                                       MemoryRequest, RegionWrite, RetireRecord, StartRequest, TrapCause)
 from bpfnic.sw import isa, memory
 from bpfnic.sw.vm import ProgramExit, TailCall, Vm, VmFault
 
@@ -91,6 +103,8 @@ class _Job:
     result: RtlResult | None = None
     error: BaseException | None = None
     done: bool = False
+    reference_outcome: object = None             # the golden VM's RunResult or VmFault
+    reference_vm: Vm | None = None
 
 
 def bare_environment(mem: bytes | None, helpers=None) -> Environment:
@@ -145,6 +159,21 @@ class XdpEnvironment:
 
         return make
 
+    def check_packets(self) -> None:
+        """After a frame: the packet the core's session holds must be the golden VM's."""
+        mine, reference = (session._buffer.packet() for session in reversed(self.sessions))
+        if mine != reference:
+            first = next((i for i, (a, b) in enumerate(zip(mine, reference)) if a != b), min(len(mine), len(reference)))
+            raise LockstepMismatch(f"the packet after the program differs from the golden VM's, first at byte "
+                                   f"{first} ({len(mine)} bytes against {len(reference)})")
+
+    def check_maps(self) -> None:
+        """After the frames: every map of the core's session must hold what the golden VM's holds."""
+        mine, reference = (session.dump_maps() for session in reversed(self.sessions))
+        if mine != reference:
+            names = sorted(name for name in set(mine) | set(reference) if mine.get(name) != reference.get(name))
+            raise LockstepMismatch(f"maps differ from the golden VM's after the frames: {', '.join(map(str, names))}")
+
 
 def run_bare_program(program: isa.Program, mem: bytes | None = None, helpers=None) -> RtlResult:
     """One bare program (the conformance suite's setting) on a core sized for it, in lockstep with the
@@ -187,40 +216,197 @@ def _registers(regs) -> str:
     return " ".join(f"r{i}={value:x}" for i, value in enumerate(regs))
 
 
-class LockstepHarness:
-    """Runs programs on the RTL core and the golden VM side by side (see the module docstring).
+#: Bits of LockstepTop.events: a data request transferred, a helper call transferred, an instruction
+#: retired, the program ended, and a call or return in M or W has changed r6..r10 before retiring.
+EVENT_NAMES = ("data_request", "helper_request", "retire", "exit", "frames_ahead")
+EVENT_DATA_REQUEST, EVENT_HELPER_REQUEST, EVENT_RETIRE, EVENT_EXIT, EVENT_FRAMES_AHEAD = (
+    1 << bit for bit in range(len(EVENT_NAMES)))
+
+
+class LockstepTop(Elaboratable):
+    """The core as the lockstep testbenches see it, under amaranth.sim and as the Verilator top level.
+
+    Every input of the core is registered: a testbench sets the inputs of the next cycle after it has read
+    the outputs of the current one, so that it needs one wake-up a cycle (in cocotb an `await` is what a
+    cycle costs) and still sees outputs that depend combinationally on the current inputs (a load retires
+    in the cycle its data arrive). The ports have the Verilog names of the core's ports (`data__request__
+    payload`...) as plain unsigned signals, plus three for the testbench: `registers` (r0..r10, 64 bits
+    each, r0 lowest), `events` (one read a cycle tells it what happened: the EVENT_* bits), and the constant
+    `configuration` (the core's options, so that a prebuilt simulator is not driven with other ones).
+    """
+
+    def __init__(self, core: Core):
+        self.core = core
+        self.inputs: dict[str, Signal] = {}
+        self.outputs: dict[str, Signal] = {}
+        self._wiring: list[tuple[Signal, Value, bool]] = []
+        for path, member, value in core.signature.flatten(core):
+            value = Value.cast(value)
+            if not isinstance(value, Signal):
+                continue      # the constant ready of an always-ready stream
+            name = "__".join(str(part) for part in path)
+            is_input = member.flow == In
+            port = Signal(len(value), name=name, init=value.init if is_input else 0)
+            (self.inputs if is_input else self.outputs)[name] = port
+            self._wiring.append((port, value, is_input))
+        self.registers = Signal(11 * 64, name="registers")
+        self.events = Signal(len(EVENT_NAMES), name="events")
+        self.configuration = Signal(40, name="configuration")
+        self.outputs["registers"] = self.registers
+        self.outputs["events"] = self.events
+        self.outputs["configuration"] = self.configuration
+
+    def ports(self) -> list[Signal]:
+        return [*self.inputs.values(), *self.outputs.values()]
+
+    @staticmethod
+    def configuration_of(core: Core) -> int:
+        """What the `configuration` port shows: the options a testbench must share with the design it drives."""
+        return core.imem_depth | core.map_slots << 32
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        for port, value, is_input in self._wiring:
+            if is_input:
+                m.d.sync += value.eq(port)
+            else:
+                m.d.comb += port.eq(value)
+        regfile = core.regfile
+        m.d.comb += [
+            self.registers.eq(Cat(regfile.low_registers, regfile.saved_registers, core.frames.frame_pointer)),
+            self.configuration.eq(self.configuration_of(core)),
+            self.events.eq(Cat(core.data.request.valid & core.data.request.ready,
+                               core.helper.request.valid & core.helper.request.ready,
+                               core.retire.valid, core.exit.valid, core.frames_ahead)),
+        ]
+        return m
+
+
+class CorePorts:
+    """How the shared testbench (LockstepModel.serve) reaches a LockstepTop: by port name, as integers.
+    `set` takes effect in the next cycle (the inputs are registered); `tick` waits for the next cycle,
+    after which `get` reads its outputs. One implementation a simulator: AmaranthPorts below, and
+    sim/cocotb_core.py's for cocotb. `ticks` counts the cycles it waited."""
+
+    ticks = 0
+
+    async def tick(self) -> None:
+        raise NotImplementedError
+
+    def get(self, name: str) -> int:
+        raise NotImplementedError
+
+    def set(self, name: str, value: int) -> None:
+        raise NotImplementedError
+
+
+class AmaranthPorts(CorePorts):
+    def __init__(self, ctx, top: LockstepTop):
+        self._ctx = ctx
+        self._signals = {**top.inputs, **top.outputs}
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        await self._ctx.tick()
+
+    def get(self, name: str) -> int:
+        return self._ctx.get(self._signals[name])
+
+    def set(self, name: str, value: int) -> None:
+        self._ctx.set(self._signals[name], value)
+
+
+class Packing:
+    """A struct layout of interfaces.py as plain integers, fast enough for a testbench's every cycle
+    (`Layout.from_bits` and `Layout.const` rebuild the layout's view each call): `unpack` gives a named
+    tuple of the fields (arrays as tuples, enum fields as their enum), `pack` the bits of given fields."""
+
+    def __init__(self, layout: data.StructLayout, name: str):
+        self._fields = []     # (name, offset, width, element width or 0, enum or None)
+        for field_name, field in layout:
+            shape = field.shape
+            if isinstance(shape, data.ArrayLayout):
+                self._fields.append((field_name, field.offset, Shape.cast(shape.elem_shape).width, shape.length, None))
+            else:
+                enum_type = shape if isinstance(shape, type) and issubclass(shape, Enum) else None
+                self._fields.append((field_name, field.offset, field.width, 0, enum_type))
+        self._tuple = collections.namedtuple(name, [field[0] for field in self._fields])
+        self._offsets = {field_name: (offset, (1 << width) - 1) for field_name, offset, width, _, _ in self._fields}
+
+    def unpack(self, bits: int):
+        values = []
+        for _, offset, width, length, enum_type in self._fields:
+            mask = (1 << width) - 1
+            if length:
+                values.append(tuple((bits >> (offset + width * index)) & mask for index in range(length)))
+            else:
+                value = (bits >> offset) & mask
+                values.append(enum_type(value) if enum_type is not None else value)
+        return self._tuple(*values)
+
+    def pack(self, **fields) -> int:
+        bits = 0
+        for field_name, value in fields.items():
+            offset, mask = self._offsets[field_name]
+            bits |= (int(getattr(value, "value", value)) & mask) << offset
+        return bits
+
+
+IMEM_WRITE = Packing(ImemWrite, "ImemWrite")
+REGION_WRITE = Packing(RegionWrite, "RegionWrite")
+START_REQUEST = Packing(StartRequest, "StartRequest")
+MEMORY_REQUEST = Packing(MemoryRequest, "MemoryRequest")
+HELPER_REQUEST = Packing(HelperRequest, "HelperRequest")
+HELPER_RESPONSE = Packing(HelperResponse, "HelperResponse")
+RETIRE_RECORD = Packing(RetireRecord, "RetireRecord")
+EXIT_REPORT = Packing(ExitReport, "ExitReport")
+
+
+def _words(program: isa.Program) -> list[int]:
+    encoded = program.encode()
+    return [int.from_bytes(encoded[i:i + 8], "little") for i in range(0, len(encoded), 8)]
+
+
+def _unpack_registers(bits: int) -> list[int]:
+    return [(bits >> (64 * index)) & M64 for index in range(11)]
+
+
+class LockstepModel:
+    """Everything of a lockstep run but the simulator: the golden VM's reference run, the NIC around the
+    core (instruction loading, the region table, the memory system behind the data port, the helpers behind
+    the helper port) as one testbench coroutine over CorePorts, and the comparisons. LockstepHarness runs
+    it under amaranth.sim, sim/cocotb_core.py under cocotb with Verilator.
 
     memory_latency: cycles from a read request to its response (>= 1); memory_stall: probability that the
     data port refuses a request in a cycle; helper_latency: cycles from a helper call to its answer;
     seed: for the random back-pressure.
     """
 
-    def __init__(self, imem_depth: int = 1024, map_slots: int = 16, memory_latency: int = 1,
-                 memory_stall: float = 0.0, helper_latency: int = 1, seed: int = 0, **core_options):
+    def __init__(self, core: Core, memory_latency: int = 1, memory_stall: float = 0.0, helper_latency: int = 1,
+                 seed: int = 0):
         if memory_latency < 1 or helper_latency < 1:
             raise ValueError("memory_latency and helper_latency count cycles after the request: at least 1")
-        self.core = Core(imem_depth=imem_depth, map_slots=map_slots, **core_options)
+        self.core = core
         self.memory_latency = memory_latency
         self.memory_stall = memory_stall
         self.helper_latency = helper_latency
         self._random = random.Random(seed)
-        self._jobs: collections.deque[_Job] = collections.deque()
         self._described: dict[int, tuple] = {}
-        self._table_tags = set(self.core.region_table.tags())
-        self.simulator = Simulator(self.core)
-        self.simulator.add_clock(1e-8)
-        self.simulator.add_testbench(self._serve)
+        self._loaded: list[int | None] = [None] * core.imem_depth   # the instruction memory, as last written
+        self._table_tags = set(core.region_table.tags())
 
-    # -- the public entry --------------------------------------------------------------------------------
-    def run(self, program: isa.Program | bytes, mem: bytes | None = None, *, environment: Environment | None = None,
-            helpers=None, cycle_budget: int = 0, reference: bool = True, cycle_limit: int | None = None,
-            record_retired: bool = False, extra_programs=()) -> RtlResult:
-        """Run `program` on the core (and, with `reference`, on the golden VM, comparing every step).
+    def forget_state(self) -> None:
+        """After a reset of the simulator: the region table is empty; reload every slot to be sure."""
+        self._described = {}
+        self._loaded = [None] * self.core.imem_depth
 
-        A program given as bytes is decoded without checking jump targets and runs without a reference
-        (hostile programs that the VM's decoder would refuse). `extra_programs` are placed in the
-        instruction memory after it, for tail calls into them; the golden VM's slots within them are
-        translated to the core's. Raises LockstepMismatch on a difference."""
+    # -- before and after the simulation -------------------------------------------------------------------
+    def prepare(self, program: isa.Program | bytes, mem: bytes | None = None, *,
+                environment: Environment | None = None, helpers=None, cycle_budget: int = 0,
+                reference: bool = True, cycle_limit: int | None = None, record_retired: bool = False,
+                extra_programs=()) -> _Job:
+        """A run of `program` (see LockstepHarness.run), with the golden VM's reference already made."""
         if isinstance(program, (bytes, bytearray)):
             words = [int.from_bytes(program[i:i + 8], "little") for i in range(0, len(program), 8)]
             try:
@@ -230,21 +416,19 @@ class LockstepHarness:
             reference = False
         else:
             decoded = program
-            encoded = program.encode()
-            words = [int.from_bytes(encoded[i:i + 8], "little") for i in range(0, len(encoded), 8)]
+            words = _words(program)
         bases = {id(decoded): 0}
         for extra in extra_programs:
             if id(extra) not in bases:
                 bases[id(extra)] = len(words)
-                encoded = extra.encode()
-                words += [int.from_bytes(encoded[i:i + 8], "little") for i in range(0, len(encoded), 8)]
+                words += _words(extra)
         if len(words) > self.core.imem_depth:
             raise HarnessError(f"program of {len(words)} slots does not fit the instruction memory "
                                f"({self.core.imem_depth} slots)")
         make = environment or bare_environment(mem, helpers)
         vm_program = decoded if decoded is not None else isa.Program([isa.exit_insn()])
         steps = None
-        reference_outcome = None
+        reference_outcome = ref_vm = None
         if reference:
             ref_vm, r1, r2 = make(vm_program)
             steps, reference_outcome = self._reference(ref_vm, r1, r2, bases)
@@ -255,19 +439,15 @@ class LockstepHarness:
         if cycle_limit is None:
             expected = len(steps) if steps is not None else 10_000
             cycle_limit = 100 * expected + 2_000
-        job = _Job(decoded, words, env, r1, r2, steps, cycle_budget, cycle_limit, record_retired, bases)
-        self._jobs.append(job)
-        while not job.done:
-            self.simulator.advance()
-        if job.error is not None:
-            # the core is left mid-program: start the next run from a fresh reset
-            self.simulator.reset()
-            self._described = {}
-            raise job.error
+        return _Job(decoded, words, env, r1, r2, steps, cycle_budget, cycle_limit, record_retired, bases,
+                    reference_outcome=reference_outcome, reference_vm=ref_vm)
+
+    def finish(self, job: _Job) -> RtlResult:
+        """The result of a served job, its final state checked against the golden VM's."""
         result = job.result
-        result.reference = reference_outcome
-        if reference:
-            self._check_outcome(job, reference_outcome, ref_vm)
+        result.reference = job.reference_outcome
+        if job.reference is not None:
+            self._check_outcome(job, job.reference_outcome, job.reference_vm)
         return result
 
     # -- the golden VM -------------------------------------------------------------------------------------
@@ -303,7 +483,6 @@ class LockstepHarness:
             outcome = fault
         vm.trace = None
         return steps, outcome
-
     def _check_outcome(self, job: _Job, outcome, ref_vm: Vm) -> None:
         result = job.result
         program = job.program
@@ -335,41 +514,162 @@ class LockstepHarness:
                     f"region {region.name} differs at the end, first at offset {first}: core "
                     f"{bytes(mine.buf[first:first + 8]).hex()}, golden VM {bytes(region.buf[first:first + 8]).hex()}")
 
-    # -- the testbench ---------------------------------------------------------------------------------------
-    async def _serve(self, ctx):
-        while True:
-            if not self._jobs:
-                await ctx.tick()
-                continue
-            job = self._jobs[0]
-            try:
-                await self._run_job(ctx, job)
-            except Exception as error:   # reported to run(), which resets the simulator
-                job.error = error
-            finally:
-                self._jobs.popleft()
-                job.done = True
-            if job.error is not None:
-                # wait here for the reset
-                while True:
-                    await ctx.tick()
+    # -- the testbench, for any simulator ------------------------------------------------------------------
+    async def serve(self, ports: CorePorts, job: _Job) -> None:
+        """Load `job`, start it and serve the core's ports cycle by cycle until it ends, comparing every
+        retired instruction; sets job.result, or raises LockstepMismatch / HarnessError."""
+        await self._load(ports, job)
+        env = job.env
+        steps = job.reference
+        program = job.program
 
-    async def _load(self, ctx, job: _Job) -> None:
-        core = self.core
+        ports.set("start__payload", START_REQUEST.pack(pc=0, r1=job.r1, r2=job.r2, program_length=len(job.words),
+                                                       cycle_budget=job.cycle_budget))
+        ports.set("start__valid", 1)
+        await ports.tick()                 # start is valid in this cycle; the core is idle: it takes it
+        ports.set("start__valid", 0)
+
+        reads = collections.deque()      # (due cycle, data) of accepted reads, in order
+        region_writes = collections.deque()   # descriptor changes a helper made, written before its answer
+        writing_regions = False
+        helper_answer = None             # (due cycle, r0, status)
+        helper_pc = None
+        retired = 0
+        check_registers = None           # the step whose register file is read in this cycle
+        response_valid = False
+        helper_valid = False
+        data_ready = self._random.random() >= self.memory_stall if self.memory_stall else True
+        ports.set("data__request__ready", data_ready)
+        ports.set("helper__request__ready", 1)
+        cycle = 0
+
+        def mismatch(text: str, step_index: int | None = None) -> LockstepMismatch:
+            where = f" at cycle {cycle}"
+            if step_index is not None and steps is not None and step_index < len(steps):
+                step = steps[step_index]
+                mine = _unpack_registers(ports.get("registers"))
+                where += (f", retired instruction #{step_index}, {_describe(program, step.pc)}\n"
+                          f"  golden VM after it:  {_registers(step.regs)}\n"
+                          f"  core registers (before this cycle's write-back): {_registers(mine)}")
+            return LockstepMismatch(f"{text}{where}")
+
+        while True:
+            await ports.tick()
+            cycle += 1
+            if cycle > job.cycle_limit:
+                raise mismatch(f"the core did not finish within {job.cycle_limit} cycles "
+                               f"({retired} instructions retired)")
+            events = ports.get("events")
+
+            # the register file after the instruction retired in the previous cycle
+            if check_registers is not None:
+                step = steps[check_registers]
+                mine = _unpack_registers(ports.get("registers"))
+                # a call or return changes r6..r10 when it leaves X, two cycles before it retires
+                compared = 6 if events & EVENT_FRAMES_AHEAD else 11
+                if tuple(mine[:compared]) != step.regs[:compared]:
+                    raise mismatch("register file differs after the instruction\n"
+                                   f"  core:      {_registers(mine)}\n  golden VM: {_registers(step.regs)}",
+                                   check_registers)
+                check_registers = None
+
+            # what the core does in this cycle
+            if events & EVENT_DATA_REQUEST:
+                request = MEMORY_REQUEST.unpack(ports.get("data__request__payload"))
+                answer = self._access(env, request.address, request.size, request.write, request.data, cycle)
+                if answer is not None:
+                    reads.append((cycle + self.memory_latency, answer))
+            if events & EVENT_HELPER_REQUEST:
+                request = HELPER_REQUEST.unpack(ports.get("helper__request__payload"))
+                if steps is not None and retired < len(steps):
+                    helper_pc = steps[retired].pc
+                answer = self._call_helper(env, request.id, list(request.args), helper_pc, job.bases)
+                region_writes.extend(self._descriptor_writes(env))
+                helper_answer = (cycle + max(self.helper_latency, len(region_writes) + 1),) + answer
+            if events & EVENT_RETIRE:
+                if steps is not None or job.record_retired:
+                    record = RETIRE_RECORD.unpack(ports.get("retire__payload"))
+                    if job.record_retired:
+                        job.retired.append((record.pc, cycle))
+                    if steps is not None:
+                        self._compare_retire(record, steps, retired, mismatch)
+                        check_registers = retired
+                retired += 1
+            if events & EVENT_EXIT:
+                report = EXIT_REPORT.unpack(ports.get("exit__payload"))
+                if steps is not None and report.cause == TrapCause.NONE and retired != len(steps):
+                    raise mismatch(f"the core exited after {retired} instructions, the golden VM ran {len(steps)}")
+                job.result = RtlResult(report.r0, report.cause, report.pc, report.instructions, report.cycles,
+                                       retired=job.retired)
+                if response_valid:
+                    ports.set("data__response__valid", 0)
+                if helper_valid:
+                    ports.set("helper__response__valid", 0)
+                if writing_regions:
+                    ports.set("regions__valid", 0)
+                if reads or helper_answer is not None:
+                    raise mismatch("the core ended the program with a read or helper call still unanswered")
+                return
+
+            # inputs of the next cycle: a due read response, a due helper answer, back-pressure
+            upcoming = cycle + 1
+            if reads and reads[0][0] <= upcoming:
+                ports.set("data__response__payload", reads.popleft()[1])
+                if not response_valid:
+                    ports.set("data__response__valid", 1)
+                    response_valid = True
+            elif response_valid:
+                ports.set("data__response__valid", 0)
+                response_valid = False
+            if helper_answer is not None and helper_answer[0] <= upcoming:
+                ports.set("helper__response__payload", HELPER_RESPONSE.pack(r0=helper_answer[1],
+                                                                            status=helper_answer[2]))
+                ports.set("helper__response__valid", 1)
+                helper_valid = True
+                helper_answer = None
+            elif helper_valid:
+                ports.set("helper__response__valid", 0)
+                helper_valid = False
+            if region_writes:
+                ports.set("regions__payload", self._descriptor_bits(region_writes.popleft()))
+                if not writing_regions:
+                    ports.set("regions__valid", 1)
+                    writing_regions = True
+            elif writing_regions:
+                ports.set("regions__valid", 0)
+                writing_regions = False
+            if self.memory_stall:
+                ready = self._random.random() >= self.memory_stall
+                if ready != data_ready:
+                    ports.set("data__request__ready", ready)
+                    data_ready = ready
+
+    async def _load(self, ports: CorePorts, job: _Job) -> None:
+        """Write the program's slots (those that differ from what the instruction memory holds: the frames
+        of one XDP program need one load) and the region table."""
+        writing = False
         for address, word in enumerate(job.words):
-            ctx.set(core.imem_write.valid, 1)
-            ctx.set(core.imem_write.payload.address, address)
-            ctx.set(core.imem_write.payload.data, word)
-            await ctx.tick()
-        ctx.set(core.imem_write.valid, 0)
-        for write in self._descriptor_writes(job.env):
-            self._set_descriptor(ctx, write)
-            await ctx.tick()
-        ctx.set(core.regions.valid, 0)
+            if self._loaded[address] == word:
+                continue
+            ports.set("imem_write__payload", IMEM_WRITE.pack(address=address, data=word))
+            if not writing:
+                ports.set("imem_write__valid", 1)
+                writing = True
+            await ports.tick()
+            self._loaded[address] = word
+        if writing:
+            ports.set("imem_write__valid", 0)
+        writes = self._descriptor_writes(job.env)
+        for write in writes:
+            ports.set("regions__payload", self._descriptor_bits(write))
+            ports.set("regions__valid", 1)
+            await ports.tick()
+        if writes:
+            ports.set("regions__valid", 0)
 
     def _descriptor_writes(self, env: Vm) -> list[tuple]:
         """Region-table writes that make the core's table match the environment's regions: (tag, present,
-        size, writable) for each change since the last writes. Helpers that move the packet's end
+        size, writable, computed) for each change since the last writes. Helpers that move the packet's end
         (bpf_xdp_adjust_head/_tail) change a size during a run."""
         wanted = {}
         for tag, region in env.regions.items():
@@ -387,150 +687,10 @@ class LockstepHarness:
         self._described = wanted
         return writes
 
-    def _set_descriptor(self, ctx, write: tuple) -> None:
+    @staticmethod
+    def _descriptor_bits(write: tuple) -> int:
         tag, present, size, writable, computed = write
-        port = self.core.regions
-        ctx.set(port.valid, 1)
-        ctx.set(port.payload.tag, tag)
-        ctx.set(port.payload.present, present)
-        ctx.set(port.payload.size, size)
-        ctx.set(port.payload.writable, writable)
-        ctx.set(port.payload.computed, computed)
-
-    async def _run_job(self, ctx, job: _Job) -> None:
-        core = self.core
-        await self._load(ctx, job)
-        env = job.env
-        steps = job.reference
-        program = job.program
-        data_request = core.data.request
-        data_response = core.data.response
-        helper_request = core.helper.request
-        helper_response = core.helper.response
-        regfile = core.regfile
-        frames = core.frames
-
-        ctx.set(core.start.payload.pc, 0)
-        ctx.set(core.start.payload.r1, job.r1 & M64)
-        ctx.set(core.start.payload.r2, job.r2 & M64)
-        ctx.set(core.start.payload.program_length, len(job.words))
-        ctx.set(core.start.payload.cycle_budget, job.cycle_budget)
-        ctx.set(core.start.valid, 1)
-        await ctx.tick()
-        ctx.set(core.start.valid, 0)
-
-        reads = collections.deque()      # (due cycle, data) of accepted reads, in order
-        region_writes = collections.deque()   # descriptor changes a helper made, written before its answer
-        writing_regions = False
-        helper_answer = None             # (due cycle, r0, status)
-        helper_pc = None
-        retired = 0
-        check_registers = None           # the step whose register file is read in this cycle
-        response_valid = False
-        helper_valid = False
-        data_ready = True
-        ctx.set(data_request.ready, 1)
-        ctx.set(helper_request.ready, 1)
-        cycle = 0
-
-        def mismatch(text: str, step_index: int | None = None) -> LockstepMismatch:
-            where = f" at cycle {cycle}"
-            if step_index is not None and steps is not None and step_index < len(steps):
-                step = steps[step_index]
-                low = ctx.get(regfile.low_registers)
-                saved = ctx.get(regfile.saved_registers)
-                mine = [low[i] for i in range(6)] + [saved[i] for i in range(4)] + [ctx.get(frames.frame_pointer)]
-                where += (f", retired instruction #{step_index}, {_describe(program, step.pc)}\n"
-                          f"  golden VM after it:  {_registers(step.regs)}\n"
-                          f"  core registers (before this cycle's write-back): {_registers(mine)}")
-            return LockstepMismatch(f"{text}{where}")
-
-        while True:
-            cycle += 1
-            if cycle > job.cycle_limit:
-                raise mismatch(f"the core did not finish within {job.cycle_limit} cycles "
-                               f"({retired} instructions retired)")
-
-            # the register file after the instruction retired in the previous cycle
-            if check_registers is not None:
-                step = steps[check_registers]
-                low = ctx.get(regfile.low_registers)
-                saved = ctx.get(regfile.saved_registers)
-                mine = [low[i] for i in range(6)] + [saved[i] for i in range(4)] + [ctx.get(frames.frame_pointer)]
-                # a call or return changes r6..r10 when it leaves X, two cycles before it retires
-                compared = 6 if ctx.get(core.frames_ahead) else 11
-                if tuple(mine[:compared]) != step.regs[:compared]:
-                    raise mismatch("register file differs after the instruction\n"
-                                   f"  core:      {_registers(mine)}\n  golden VM: {_registers(step.regs)}",
-                                   check_registers)
-                check_registers = None
-
-            # inputs of this cycle: a due read response, a due helper answer, back-pressure
-            if reads and reads[0][0] <= cycle:
-                ctx.set(data_response.payload, reads.popleft()[1])
-                if not response_valid:
-                    ctx.set(data_response.valid, 1)
-                    response_valid = True
-            elif response_valid:
-                ctx.set(data_response.valid, 0)
-                response_valid = False
-            if helper_answer is not None and helper_answer[0] <= cycle:
-                ctx.set(helper_response.payload.r0, helper_answer[1])
-                ctx.set(helper_response.payload.status, helper_answer[2])
-                ctx.set(helper_response.valid, 1)
-                helper_valid = True
-                helper_answer = None
-            elif helper_valid:
-                ctx.set(helper_response.valid, 0)
-                helper_valid = False
-            if region_writes:
-                self._set_descriptor(ctx, region_writes.popleft())
-                writing_regions = True
-            elif writing_regions:
-                ctx.set(core.regions.valid, 0)
-                writing_regions = False
-            if self.memory_stall:
-                ready = self._random.random() >= self.memory_stall
-                if ready != data_ready:
-                    ctx.set(data_request.ready, ready)
-                    data_ready = ready
-
-            # what the core does in this cycle
-            if data_ready and ctx.get(data_request.valid):
-                request = ctx.get(data_request.payload)
-                answer = self._access(env, request.address, request.size, request.write, request.data, cycle)
-                if answer is not None:
-                    reads.append((cycle + self.memory_latency, answer))
-            if ctx.get(helper_request.valid):
-                request = ctx.get(helper_request.payload)
-                if steps is not None and retired < len(steps):
-                    helper_pc = steps[retired].pc
-                answer = self._call_helper(env, request.id, [request.args[i] for i in range(5)], helper_pc, job.bases)
-                region_writes.extend(self._descriptor_writes(env))
-                helper_answer = (cycle + max(self.helper_latency, len(region_writes) + 1),) + answer
-            if ctx.get(core.retire.valid):
-                record = ctx.get(core.retire.payload)
-                if job.record_retired:
-                    job.retired.append((record.pc, cycle))
-                if steps is not None:
-                    self._compare_retire(record, steps, retired, mismatch)
-                    check_registers = retired
-                retired += 1
-            if ctx.get(core.exit.valid):
-                report = ctx.get(core.exit.payload)
-                if steps is not None and report.cause == TrapCause.NONE and retired != len(steps):
-                    raise mismatch(f"the core exited after {retired} instructions, the golden VM ran {len(steps)}")
-                job.result = RtlResult(report.r0, report.cause, report.pc, report.instructions, report.cycles,
-                                       retired=job.retired)
-                await ctx.tick()
-                if response_valid:
-                    ctx.set(data_response.valid, 0)
-                if helper_valid:
-                    ctx.set(helper_response.valid, 0)
-                if reads or helper_answer is not None:
-                    raise mismatch("the core ended the program with a read or helper call still unanswered")
-                return
-            await ctx.tick()
+        return REGION_WRITE.pack(tag=tag, present=present, size=size, writable=writable, computed=computed)
 
     @staticmethod
     def _compare_retire(record, steps: list[_Step], index: int, mismatch) -> None:
@@ -590,3 +750,65 @@ class LockstepHarness:
                                    "the instruction memory (pass it in extra_programs)") from None
             env.tail_calls += 1
             return bases[id(call.program)], HelperStatus.TAIL_CALL
+
+
+class LockstepHarness(LockstepModel):
+    """Runs programs on the RTL core under amaranth.sim and the golden VM side by side (see the module
+    docstring). Options: LockstepModel's, and the core's (imem_depth, map_slots, ...)."""
+
+    def __init__(self, imem_depth: int = 1024, map_slots: int = 16, memory_latency: int = 1,
+                 memory_stall: float = 0.0, helper_latency: int = 1, seed: int = 0, **core_options):
+        super().__init__(Core(imem_depth=imem_depth, map_slots=map_slots, **core_options),
+                         memory_latency, memory_stall, helper_latency, seed)
+        self.top = LockstepTop(self.core)
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._ports: AmaranthPorts | None = None
+        self.simulator = Simulator(self.top)
+        self.simulator.add_clock(1e-8)
+        self.simulator.add_testbench(self._serve)
+
+    def run(self, program: isa.Program | bytes, mem: bytes | None = None, *, environment: Environment | None = None,
+            helpers=None, cycle_budget: int = 0, reference: bool = True, cycle_limit: int | None = None,
+            record_retired: bool = False, extra_programs=()) -> RtlResult:
+        """Run `program` on the core (and, with `reference`, on the golden VM, comparing every step).
+
+        A program given as bytes is decoded without checking jump targets and runs without a reference
+        (hostile programs that the VM's decoder would refuse). `extra_programs` are placed in the
+        instruction memory after it, for tail calls into them; the golden VM's slots within them are
+        translated to the core's. Raises LockstepMismatch on a difference."""
+        job = self.prepare(program, mem, environment=environment, helpers=helpers, cycle_budget=cycle_budget,
+                           reference=reference, cycle_limit=cycle_limit, record_retired=record_retired,
+                           extra_programs=extra_programs)
+        self._jobs.append(job)
+        while not job.done:
+            self.simulator.advance()
+        if job.error is not None:
+            # the core is left mid-program: start the next run from a fresh reset
+            self.simulator.reset()
+            self.forget_state()
+            raise job.error
+        return self.finish(job)
+
+    @property
+    def simulated_cycles(self) -> int:
+        """Cycles simulated so far (program loads included)."""
+        return self._ports.ticks if self._ports is not None else 0
+
+    async def _serve(self, ctx):
+        ports = self._ports = AmaranthPorts(ctx, self.top)
+        while True:
+            if not self._jobs:
+                await ctx.tick()
+                continue
+            job = self._jobs[0]
+            try:
+                await self.serve(ports, job)
+            except Exception as error:   # reported to run(), which resets the simulator
+                job.error = error
+            finally:
+                self._jobs.popleft()
+                job.done = True
+            if job.error is not None:
+                # wait here for the reset
+                while True:
+                    await ctx.tick()

