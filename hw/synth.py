@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from amaranth import ClockDomain, Elaboratable, Module, Signal, Cat
+from amaranth import Cat, Const, Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,32 +78,76 @@ class SynthReport:
 
 class IoReduced(Elaboratable):
     """`design` with its ports on a handful of pins: inputs from a shift register fed by `serial_in`, outputs
-    registered and XOR-folded into `folded_out` (see the module docstring)."""
+    registered and XOR-folded into `folded_out` (see the module docstring).
 
-    def __init__(self, design: wiring.Component, out_pins: int = 8):
+    `domains` names the clock domain of port members that are not in `sync`, by member or path
+    ({"gmii0.rx": "gmii_rx0", "gmii0.tx": "gmii_tx"}): their inputs are shifted in and their outputs folded
+    out in that domain, on pins of its own (`serial_inputs[domain]`, `folded_outputs[domain]`), so that no
+    path of the harness crosses between clocks (a domain without inputs or outputs gets no pin for them).
+    `pins()` lists every pin, for conversion.
+    """
+
+    def __init__(self, design: wiring.Component, out_pins: int = 8, domains: dict[str, str] | None = None):
         self.design = design
+        self.domains = dict(domains or {})
+        self.out_pins = out_pins
         self.serial_in = Signal()
         self.folded_out = Signal(out_pins)
+        self.serial_inputs: dict[str, Signal] = {"sync": self.serial_in}
+        self.folded_outputs: dict[str, Signal] = {"sync": self.folded_out}
+        inputs, outputs, self.port_counts = self._split()   # port_counts: bits in and out the harness keeps
+        for domain in sorted(set(self.domains.values()) - {"sync"}):
+            if inputs[domain]:
+                self.serial_inputs[domain] = Signal(name=f"{domain}_serial_in")
+            if outputs[domain]:
+                self.folded_outputs[domain] = Signal(out_pins, name=f"{domain}_folded_out")
+
+    def _domain_of(self, path: tuple) -> str:
+        for depth in range(len(path), 0, -1):
+            name = ".".join(str(part) for part in path[:depth])
+            if name in self.domains:
+                return self.domains[name]
+        return "sync"
+
+    def _split(self):
+        """The design's port values by domain: inputs, outputs, and {"in": bits, "out": bits}."""
+        every_domain = {"sync", *self.domains.values()}
+        inputs: dict[str, list[Value]] = {domain: [] for domain in every_domain}
+        outputs: dict[str, list[Value]] = {domain: [] for domain in every_domain}
+        for path, member, value in self.design.signature.flatten(self.design):
+            value = Value.cast(value)
+            if isinstance(value, Const):
+                continue        # the ready of an always-ready stream: a constant, not a port
+            domain = self._domain_of(path)
+            (inputs if member.flow == In else outputs)[domain].append(value)
+        counts = {"in": sum(len(v) for vs in inputs.values() for v in vs),
+                  "out": sum(len(v) for vs in outputs.values() for v in vs)}
+        return inputs, outputs, counts
+
+    def pins(self) -> list[Signal]:
+        return [*self.serial_inputs.values(), *self.folded_outputs.values()]
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.design = design = self.design
-        inputs, outputs = [], []
-        for _path, member, value in design.signature.flatten(design):
-            (inputs if member.flow == In else outputs).append(value)
-        if inputs:
-            width = sum(len(value) for value in inputs)
-            chain = Signal(width)
-            m.d.sync += chain.eq(Cat(self.serial_in, chain[:-1]))
-            m.d.comb += Cat(*inputs).eq(chain)
-        registered = Signal(sum(len(value) for value in outputs))
-        m.d.sync += registered.eq(Cat(*outputs))
-        pins = len(self.folded_out)
-        for pin in range(pins):
-            bits = [registered[i] for i in range(pin, len(registered), pins)]
-            folded = Signal(name=f"fold{pin}")
-            m.d.sync += folded.eq(Cat(*bits).xor() if bits else 0)
-            m.d.comb += self.folded_out[pin].eq(folded)
+        m.submodules.design = self.design
+        inputs, outputs, _counts = self._split()
+        for domain in sorted(inputs, key=lambda name: (name != "sync", name)):
+            sync = m.d[domain]
+            if inputs[domain]:
+                width = sum(len(value) for value in inputs[domain])
+                chain = Signal(width, name=f"{domain}_chain")
+                sync += chain.eq(Cat(self.serial_inputs[domain], chain[:-1]))
+                m.d.comb += Cat(*inputs[domain]).eq(chain)
+            if domain not in self.folded_outputs:
+                continue
+            registered = Signal(sum(len(value) for value in outputs[domain]), name=f"{domain}_registered")
+            sync += registered.eq(Cat(*outputs[domain]))
+            pins = self.folded_outputs[domain]
+            for pin in range(len(pins)):
+                bits = [registered[i] for i in range(pin, len(registered), len(pins))]
+                folded = Signal(name=f"{domain}_fold{pin}")
+                sync += folded.eq(Cat(*bits).xor() if bits else 0)
+                m.d.comb += pins[pin].eq(folded)
         return m
 
 
@@ -129,9 +173,13 @@ def _run(step: str, command: list[str], cwd: Path, log: Path) -> None:
 
 def synthesize(top: Elaboratable, part: str, clocks_mhz: dict[str, float], name: str = "top",
                workdir: Path | None = None, progress: Callable[[str], None] | None = None,
-               ports: list[Signal] | None = None, seed: int = 1) -> SynthReport:
+               ports: list[Signal] | None = None, seed: int = 1, router: str = "router2") -> SynthReport:
     """Synthesise, place and route `top` (with its `ports`) for an ECP5 `part`, constraining each clock port
-    in `clocks_mhz` ({"clk": 100.0}); return the figures."""
+    in `clocks_mhz` ({"clk": 100.0}); return the figures.
+
+    `router` is nextpnr's: router2 by default, because router1 spends tens of minutes ripping up a design
+    that misses its constraint (the core at 100 MHz: router1 had not finished after 17 minutes, router2
+    took 3)."""
     from amaranth.back import rtlil
     if part not in ECP5_PARTS:
         raise SynthError(f"unknown ECP5 part {part!r}; known: {', '.join(ECP5_PARTS)}")
@@ -143,6 +191,8 @@ def synthesize(top: Elaboratable, part: str, clocks_mhz: dict[str, float], name:
 
     start = time.monotonic()
     say("converting the design to RTLIL")
+    if ports is None and isinstance(top, IoReduced):
+        ports = top.pins()
     (folder / f"{name}.il").write_text(rtlil.convert(top, name=name, ports=ports))
     seconds["convert"] = time.monotonic() - start
 
@@ -158,7 +208,8 @@ def synthesize(top: Elaboratable, part: str, clocks_mhz: dict[str, float], name:
     say(f"nextpnr-ecp5 place and route for {part}")
     _run("nextpnr-ecp5", _tool("nextpnr-ecp5") + [
         device, "--package", package, "--speed", str(speed), "--json", f"{name}.json", "--lpf", f"{name}.lpf",
-        "--lpf-allow-unconstrained", "--report", "report.json", "--seed", str(seed), "--timing-allow-fail"],
+        "--lpf-allow-unconstrained", "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
+        "--router", router],
         folder, folder / "nextpnr.log")
     seconds["nextpnr"] = time.monotonic() - start
     return _read_report(part, folder / "report.json", clocks_mhz, seconds)
@@ -185,9 +236,42 @@ def _read_report(part: str, path: Path, clocks_mhz: dict[str, float], seconds: d
         slowest = min(fmax, key=fmax.get)
         chosen = next((p for p in paths if slowest in (_clock_name(p.get("from", "")), _clock_name(p.get("to", "")))),
                       paths[0])
-        for step in chosen.get("path", []):
-            source, sink = step.get("from", {}), step.get("to", {})
-            critical.append(f"{step.get('type', '?'):8s} {step.get('delay', 0):6.2f} ns  "
-                            f"{source.get('cell', '?')}.{source.get('port', '')} -> "
-                            f"{sink.get('cell', '?')}.{sink.get('port', '')}")
-    return SynthReport(part, fmax, constraint, utilization, critical[-12:], seconds)
+        critical = _summarise_path(chosen.get("path", []))
+    return SynthReport(part, fmax, constraint, utilization, critical, seconds)
+
+
+#: suffixes yosys and nextpnr add to a cell's name as they map it onto LUTs, carry chains and flip-flops
+_MAPPED_SUFFIX = re.compile(r"(_TRELLIS_FF|_LUT4|_CCU2C|_PFUMX|_L6MUX21|_DPR16X4|\$CCU2|\$nextpnr).*")
+
+
+def _short_cell(name: str) -> str:
+    return _MAPPED_SUFFIX.sub("", name) or name
+
+
+def _summarise_path(steps: list[dict]) -> list[str]:
+    """A nextpnr critical path (a hundred cell-to-cell steps with mangled names) as a few lines: where it
+    starts and ends, its logic and routing time, and the source lines it passes through, with the time at
+    which it reaches each."""
+    if not steps:
+        return []
+    total = logic = routing = 0.0
+    passes: list[tuple[float, str]] = []
+    for step in steps:
+        delay = float(step.get("delay", 0.0))
+        total += delay
+        if step.get("type") == "routing":
+            routing += delay
+        else:
+            logic += delay
+        for source in step.get("sources", []):
+            if "/share/" in source:
+                continue        # the tools' own cell library, not the design
+            source = re.sub(r"^.*?/(hw|sw|sim)/", r"\1/", source)
+            if not passes or passes[-1][1] != source:
+                passes.append((total, source))
+    first = _short_cell(steps[0].get("from", {}).get("cell", "?"))
+    last = steps[-1].get("to", {})
+    lines = [f"{total:.2f} ns ({logic:.2f} logic, {routing:.2f} routing) in {len(steps)} steps",
+             f"from {first}", f"to   {_short_cell(last.get('cell', '?'))}.{last.get('port', '')}"]
+    lines += [f"{at:6.2f} ns  {source}" for at, source in passes]
+    return lines
