@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "in lockstep with the VM")
     p.add_argument("--debug", action="store_true", help="trace each instruction on standard error")
     p.set_defaults(func=cmd_conformance_plugin)
+    sub.add_parser("synth", add_help=False, help="synthesise the core (or the NIC) for an ECP5 part with the open "
+                   "flow and print Fmax and LUT/FF/BRAM/DSP counts; --help for its options")
     p = sub.add_parser("demo", help="the main job: assemble shipped examples and run them on the golden VM")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -239,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["compile"]:  # its own parser, options and --help included
         from .compile import main_compile
         return main_compile(argv[1:])
+    if argv[:1] == ["synth"]:
+        from ..hw.synth_targets import main_synth
+        return main_synth(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

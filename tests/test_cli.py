@@ -26,7 +26,7 @@ def assert_one_line_error(done, *fragments):
         assert fragment in done.stderr, (fragment, done.stderr)
 
 
-@pytest.mark.parametrize("command", ["asm", "disasm", "run", "compile", "verify", "conformance-plugin", "demo"])
+@pytest.mark.parametrize("command", ["asm", "disasm", "run", "compile", "verify", "synth", "conformance-plugin", "demo"])
 def test_every_subcommand_has_help(command):
     done = bpfnic(command, "--help")
     assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr
