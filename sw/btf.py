@@ -457,6 +457,7 @@ class BtfExt:
 
     func_info: dict[str, list[FuncInfo]] = field(default_factory=dict)
     line_info: dict[str, list[LineInfo]] = field(default_factory=dict)
+    core_relo_bytes: int = 0   # size of the CO-RE relocation subsection (records not decoded: unsupported)
 
 
 def parse_btf_ext(data: bytes, btf: Btf) -> BtfExt:
@@ -475,6 +476,8 @@ def parse_btf_ext(data: bytes, btf: Btf) -> BtfExt:
     _, _, _, _, func_off, func_len, line_off, line_len = _EXT_HEADER.unpack_from(data)
     body = data[hdr_len:]
     result = BtfExt()
+    if hdr_len >= _EXT_HEADER.size + 8:  # the header goes on with core_relo_off, core_relo_len
+        _, result.core_relo_bytes = struct.unpack_from("<II", data, _EXT_HEADER.size)
     for what, off, length, min_record in (("func_info", func_off, func_len, 8), ("line_info", line_off, line_len, 16)):
         if not length:
             continue

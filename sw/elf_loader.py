@@ -482,6 +482,10 @@ class _Loader:
                 self.btf_ext = btf_mod.parse_btf_ext(sections[".BTF.ext"].data, self.btf)
             except btf_mod.BtfError as error:
                 raise self.error(f"corrupt BTF line/function info: {error}") from None
+            if self.btf_ext.core_relo_bytes:
+                # Loading it unchanged would run field offsets compiled for another kernel's structs.
+                raise self.error("the object carries CO-RE relocations (__builtin_preserve_access_index, "
+                                 "BPF_CORE_READ), which bpfnic does not apply")
 
     def _read_license(self) -> str | None:
         for section in self.sections:

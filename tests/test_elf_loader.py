@@ -900,3 +900,21 @@ def test_kernel_runs_linked_calls_and_globals(globals_object):
         expected.append(0xA0 + (b & 7) + (hits[b & 3] & 0xFF) + 0x88 + (1000 if 0x11223344 > b else 2000)
                         + 0xABCD + total + runs)
     assert results["globals"] == expected
+
+
+def test_core_relocations_are_refused(tmp_path):
+    """An object with CO-RE relocations is refused by name, not loaded with unrelocated field offsets."""
+    from bpfnic.sw.compile import compile_c
+    from bpfnic.sw.elf_loader import LoadError, load_object
+    source = tmp_path / "core.c"
+    source.write_text("""#include <bpfnic.h>
+struct task { int pid; int tgid; } __attribute__((preserve_access_index));
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    struct task *t = (struct task *)(long)ctx->data;
+    return __builtin_preserve_access_index(&t->tgid) ? XDP_PASS : XDP_DROP;
+}
+char LICENSE[] SEC("license") = "GPL";
+""")
+    obj = compile_c(source, tmp_path / "core.o")
+    with pytest.raises(LoadError, match="CO-RE relocations"):
+        load_object(obj)
