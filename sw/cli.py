@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="XDP object: write the frames the program passes on (TX, REDIRECT, PASS)")
     p.add_argument("--map-init", help="XDP object: JSON {\"maps\": {name: {key hex: value hex}}} to fill maps first")
     p.add_argument("--json", action="store_true", help="XDP object: print packets and maps as JSON")
-    p.add_argument("--backend", choices=("vm", "kernel"), default="vm",
-                   help="what runs the program: the golden VM (default) or the Linux kernel (needs bpf())")
+    p.add_argument("--backend", choices=("vm", "rtl", "kernel"), default="vm",
+                   help="what runs the program: the golden VM (default), the RTL NIC under amaranth.sim (rtl), "
+                        "or the Linux kernel (needs bpf())")
     p.add_argument("--no-verify", action="store_true",
                    help="XDP object: skip bpfnic's verifier (for testing the machine's own safety checks with "
                         "hostile programs; the VM and the NIC still bound every access)")

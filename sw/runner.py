@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-BACKENDS = ("vm", "kernel")
+BACKENDS = ("vm", "rtl", "kernel")
 
 
 class RunError(Exception):
@@ -75,6 +75,9 @@ def open_session(backend: str, obj, section: str | None):
         if reason:
             raise RunError(f"the kernel backend needs bpf(): {reason}")
         return KernelSession(obj, section)
+    if backend == "rtl":
+        from bpfnic.sim.nic_sim import RtlSession
+        return RtlSession(obj, section)
     raise RunError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
 
 
@@ -96,12 +99,16 @@ def to_json(results: list, maps: dict) -> dict:
 
 
 def format_table(results: list, maps: dict) -> str:
-    lines = [f"{'#':>4}  {'verdict':12}  {'len':>5}  {'instructions':>12}  redirect  notes"]
+    # the RTL backend's results carry the core cycles each packet took
+    with_cycles = any(getattr(result, "cycles", None) is not None for result in results)
+    cycles_header = f"  {'cycles':>6}" if with_cycles else ""
+    lines = [f"{'#':>4}  {'verdict':12}  {'len':>5}  {'instructions':>12}{cycles_header}  redirect  notes"]
     for result in results:
         notes = "; ".join(filter(None, [result.fault, *(f"trace: {t}" for t in result.trace_output)]))
         redirect = "-" if result.redirect is None else str(result.redirect)
         instructions = "-" if result.instructions is None else result.instructions
-        lines.append(f"{result.index:>4}  {result.verdict:12}  {len(result.data):>5}  {instructions:>12}  "
+        cycles = f"  {getattr(result, 'cycles', None) or '-':>6}" if with_cycles else ""
+        lines.append(f"{result.index:>4}  {result.verdict:12}  {len(result.data):>5}  {instructions:>12}{cycles}  "
                      f"{redirect:8}  {notes}")
     counts: dict[str, int] = {}
     for result in results:

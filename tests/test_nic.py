@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
-
 from bpfnic.hw.pipeline import mac_model
-from bpfnic.hw.pipeline.csr import STATUS_DISPATCHER_IDLE, CsrDriver, Reg, SimulatedBus
 from bpfnic.hw.pipeline.gmii import INTER_FRAME_GAP_BYTES
 from bpfnic.hw.pipeline.helper_unit import decode_trace_records, format_trace_record
-from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError, load_object
+from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError
 from bpfnic.hw.pipeline.nic_model import NicModel
+from bpfnic.sim.nic_sim import NicSimulation
 
 from test_packet_buffer import signal_ports
 
-VERDICT_COUNTERS = [f"verdict.{name}" for name in ("aborted", "drop", "pass", "tx", "redirect")]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PHY_PERIOD = 8e-9
-NIC_CLOCK_HZ = 100e6
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +57,17 @@ def good_burst(frame: bytes, gap: int = INTER_FRAME_GAP_BYTES) -> mac_model.Wire
 
 
 class NicRun:
-    """One simulation of the NIC: a program loaded through the CSR, GMII bursts into the ports, and everything
-    that came out."""
+    """One simulation of the NIC (sim/nic_sim.NicSimulation): a program loaded through the CSR, GMII bursts into
+    the ports, and everything that came out."""
 
     def __init__(self, obj, bursts: dict[int, list[mac_model.WireFrame]], *, map_init=None, injected=(),
                  config_parameters=None, cycle_limit: int = 20_000):
         self.config = NicConfig.for_object(obj, **(config_parameters or {}))
-        self.dut = Nic(self.config)
         self.obj = obj
         self.bursts = bursts
         self.map_init = map_init
         self.injected = list(injected)          # (frame, port) through the CSR
         self.cycle_limit = cycle_limit
-        self.tx_samples = {port: [] for port in range(self.config.ports)}
         self.host_frames = []
         self.trace_words = []
         self.maps = {}
@@ -82,114 +75,36 @@ class NicRun:
         self.counters = {}
 
     def run(self) -> "NicRun":
-        dut, config = self.dut, self.config
         self.reference = self.model()
         model_maps = self.reference.dump_maps()
-        go = []
-        senders_done = []
-        expected_frames = sum(len(mac_model.decode_gmii(mac_model.gmii_samples(b))) for b in self.bursts.values()
-                              if b) + len(self.injected)
-
-        def sender(port):
-            domain = f"gmii_rx{port}"
-            rx = dut.gmii(port).rx
-
-            async def bench(ctx):
-                samples = mac_model.gmii_samples(self.bursts.get(port, [])) if self.bursts.get(port) else []
-                while not go:
-                    await ctx.tick(domain)
-                for data, dv, er in samples:
-                    ctx.set(rx.data, data)
-                    ctx.set(rx.dv, dv)
-                    ctx.set(rx.er, er)
-                    await ctx.tick(domain)
-                ctx.set(rx.dv, 0)
-                senders_done.append(port)
-            return bench
-
-        def monitor(port):
-            tx = dut.gmii(port).tx
-            samples = self.tx_samples[port]
-
-            async def bench(ctx):
-                while True:
-                    _, _, enable, data, error = await ctx.tick("gmii_tx").sample(tx.en, tx.data, tx.er)
-                    if enable or (samples and samples[-1][1]):
-                        samples.append((data, enable, error))
-            return bench
-
-        clock = [0]
-
-        async def count_cycles(ctx):
-            while True:
-                await ctx.tick()
-                clock[0] += 1
-
-        async def host(ctx):
-            bus = SimulatedBus(ctx, dut.csr)
-            driver = CsrDriver(bus.read, bus.write, dut.counter_names)
-            await load_object(driver, config, self.obj, map_init=self.map_init)
+        nic = NicSimulation(self.obj, map_init=self.map_init, config=self.config)
+        self.dut = nic.dut
+        try:
             for frame, port in self.injected:
-                await driver.inject_frame(frame, port)
-            go.append(True)
-            rx_counters = [f"port{p}.rx_{n}" for p in range(config.ports)
-                           for n in mac_model.RX_COUNTER_OF_STATUS.values()]
-            finished_sending = None
-            while True:
-                # every frame has reached a verdict (or a MAC's drop) and the dispatcher is idle; passed frames
-                # wait in the host queue until read below
-                if len(senders_done) == config.ports:
-                    finished_sending = finished_sending or clock[0]
-                    seen = len(self.injected)
-                    for name in rx_counters:
-                        seen += await driver.counter(name)
-                    stored = verdicts = 0
-                    for port in range(config.ports):
-                        stored += await driver.counter(f"port{port}.buffer_stored")
-                    for name in VERDICT_COUNTERS:
-                        verdicts += await driver.counter(name)
-                    status = await bus.read(Reg.STATUS)
-                    if seen >= expected_frames and verdicts == stored and status & STATUS_DISPATCHER_IDLE:
-                        break
-                    assert clock[0] - finished_sending < self.cycle_limit, (
-                        f"the NIC did not finish {self.cycle_limit} cycles after the last frame: "
-                        f"status 0x{status:x}, buffer 0x{await bus.read(Reg.BUFFER):x}, "
-                        f"counters {await driver.counters()}")
-                else:
-                    # while traffic flows: how many slots hold frames at most (a backlog that keeps growing
-                    # means the NIC is slower than the line)
-                    in_use = config.slots - (await bus.read(Reg.BUFFER) >> 16)
-                    self.most_slots_in_use = max(self.most_slots_in_use, in_use)
-                await ctx.tick()
-            for _ in range(3000):     # the TX MACs' stores drain onto GMII
-                await ctx.tick()
-            while (got := await driver.receive_frame()) is not None:
-                self.host_frames.append(got)
-            while (record := await driver.read_trace_record()) is not None:
-                self.trace_words += record
-            self.counters = await driver.counters()
+                nic.inject(frame, port)
+            for port, bursts in self.bursts.items():
+                if bursts:
+                    nic.send(port, bursts)
+            nic.wait_processed(self.cycle_limit, injected=len(self.injected))
+            self.most_slots_in_use = nic.most_slots_in_use
+            nic.run_cycles(3000)     # the TX MACs' stores drain onto GMII
+            self.tx_samples = nic.tx_samples
+            self.host_frames = nic.host_frames()
+            self.trace_words = nic.trace_words()
+            self.counters = nic.counters()
             # the maps, read through the CSR at the keys the model holds (for arrays, the entries that are not
             # zero: a 4096-entry array would take thousands of reads)
-            for index, slot in enumerate(config.maps.slots):
+            for index, slot in enumerate(self.config.maps.slots):
                 if slot.kind == "progarray" or slot.name not in model_maps:
                     continue
                 contents = {}
                 for key_hex in checked_keys(slot, model_maps[slot.name]):
-                    rc, value = await driver.map_lookup(index, bytes.fromhex(key_hex), slot.value_size)
+                    value = nic.map_lookup(index, bytes.fromhex(key_hex))
                     contents[key_hex] = None if value is None else value.hex()
                 self.maps[slot.name] = contents
-            self.status = await bus.read(Reg.STATUS)
-
-        sim = Simulator(dut)
-        sim.add_clock(1 / NIC_CLOCK_HZ)
-        for port in range(config.ports):
-            sim.add_clock(PHY_PERIOD, domain=f"gmii_rx{port}", phase=PHY_PERIOD * (0.13 + 0.29 * port))
-            sim.add_testbench(sender(port), background=True)
-            sim.add_testbench(monitor(port), background=True)
-        sim.add_clock(PHY_PERIOD, domain="gmii_tx", phase=PHY_PERIOD * 0.71)
-        sim.add_testbench(count_cycles, background=True)
-        sim.add_testbench(host)
-        sim.run()
+            self.status = nic.status()
+        finally:
+            nic.close()
         return self
 
     def transmitted(self, port: int) -> list[bytes]:
