@@ -258,6 +258,19 @@ class BpfMap:
                        f"{self.value_size}, max_entries {self.max_entries}, flags "
                        f"{_flag_names(self.flags)})", error_number)
 
+    def _check_per_cpu_value_size(self) -> None:
+        if self.per_cpu and _round_up_8(self.value_size) > PCPU_MIN_UNIT_SIZE:
+            self._refuse(f"a per-CPU value (rounded up to 8) must fit {PCPU_MIN_UNIT_SIZE} bytes",
+                         errno.E2BIG)
+
+    def _configure_spin_lock(self, extra: dict[str, Any], plain_type: int) -> None:
+        """A bpf_spin_lock in the value: only the plain (not per-CPU, not LRU) variant of the type has one."""
+        offset = extra.get("spin_lock_offset")
+        if offset is not None and self.map_type != plain_type:
+            self._refuse("a bpf_spin_lock is allowed only in hash, array and storage maps",
+                         errno.EOPNOTSUPP)
+        self.spin_lock_offset = _check_spin_lock_offset(self, offset)
+
     def _check_flags(self, allowed: int) -> None:
         if self.flags & ~allowed:
             self._refuse(f"flag(s) {_flag_names(self.flags & ~allowed)} not accepted by this map type")
@@ -464,16 +477,10 @@ class ArrayMap(BpfMap):
             self._refuse("BPF_F_PRESERVE_ELEMS is for perf event arrays only")
         if self.per_cpu and self.flags & BPF_F_NUMA_NODE:
             self._refuse("a per-CPU array cannot be bound to a NUMA node")
-        if self.per_cpu and _round_up_8(self.value_size) > PCPU_MIN_UNIT_SIZE:
-            self._refuse(f"a per-CPU value (rounded up to 8) must fit {PCPU_MIN_UNIT_SIZE} bytes",
-                         errno.E2BIG)
+        self._check_per_cpu_value_size()
 
     def _configure(self, extra: dict[str, Any]) -> None:
-        offset = extra.get("spin_lock_offset")
-        if offset is not None and self.map_type != BPF_MAP_TYPE_ARRAY:
-            self._refuse("a bpf_spin_lock is allowed only in hash, array and storage maps",
-                         errno.EOPNOTSUPP)
-        self.spin_lock_offset = _check_spin_lock_offset(self, offset)
+        self._configure_spin_lock(extra, BPF_MAP_TYPE_ARRAY)
 
     def _index(self, key: Any) -> int:
         return int.from_bytes(self._key(key), "little")
@@ -560,16 +567,10 @@ class HashMap(BpfMap):
         if self.key_size + self.value_size >= KMALLOC_MAX_SIZE - HTAB_ELEM_HEADER:
             self._refuse(f"an element (key, value and a {HTAB_ELEM_HEADER}-byte header) must fit "
                          f"one {KMALLOC_MAX_SIZE}-byte kmalloc()", errno.E2BIG)
-        if self.per_cpu and _round_up_8(self.value_size) > PCPU_MIN_UNIT_SIZE:
-            self._refuse(f"a per-CPU value (rounded up to 8) must fit {PCPU_MIN_UNIT_SIZE} bytes",
-                         errno.E2BIG)
+        self._check_per_cpu_value_size()
 
     def _configure(self, extra: dict[str, Any]) -> None:
-        offset = extra.get("spin_lock_offset")
-        if offset is not None and self.map_type != BPF_MAP_TYPE_HASH:
-            self._refuse("a bpf_spin_lock is allowed only in hash, array and storage maps",
-                         errno.EOPNOTSUPP)
-        self.spin_lock_offset = _check_spin_lock_offset(self, offset)
+        self._configure_spin_lock(extra, BPF_MAP_TYPE_HASH)
         # key -> slot; for LRU maps the order is recency, least recently used first.
         self._slots: OrderedDict[bytes, int] | dict[bytes, int] = OrderedDict() if self.lru else {}
         self._pool = _SlotPool(self.max_entries)
