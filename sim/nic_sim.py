@@ -1,5 +1,5 @@
-"""The whole NIC (hw/pipeline/nic.py) under amaranth.sim, driven from the host side, and `RtlSession`: the
-`bpfnic run` backend "rtl" (project issue 7, item 1).
+"""The whole NIC (hw/pipeline/nic.py) under amaranth.sim, driven from the host side, and `RtlTransport`: the
+driver's transport (sw/transport.py) onto it.
 
 `NicSimulation` keeps one simulation alive: frames enter through a port's RX MAC as GMII bursts (IEEE 802.3
 clause 35, encoded by hw/pipeline/mac_model.py), what the TX ports put on GMII is recorded, and host commands
@@ -25,6 +25,7 @@ from bpfnic.hw.pipeline.csr import (MAP_BUSY, MAP_DONE, MAP_FOUND, STATUS_DISPAT
 from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError, NicLoadError, load_object
 from bpfnic.sw import xdp
 from bpfnic.sw.runner import RunError
+from bpfnic.sw.transport import Transport, TransportError
 
 VERDICT_COUNTERS = [f"verdict.{name}" for name in ("aborted", "drop", "pass", "tx", "redirect")]
 VERDICT_ACTIONS = dict(zip(VERDICT_COUNTERS, (xdp.XDP_ABORTED, xdp.XDP_DROP, xdp.XDP_PASS, xdp.XDP_TX,
@@ -42,8 +43,12 @@ class NicSimulation:
     """One simulated NIC with an object loaded through the CSR. Host-side methods run CSR commands and advance
     the simulation until they finish; `send` queues GMII bursts that flow while any command runs."""
 
-    def __init__(self, obj, *, section: str | None = None, map_init: dict | None = None,
+    def __init__(self, obj=None, *, section: str | None = None, map_init: dict | None = None,
                  config: NicConfig | None = None, config_parameters: dict | None = None):
+        """With `obj`, the object is loaded through the CSR before this returns; without, the NIC (built with
+        `config`) starts empty and the host loads it."""
+        if obj is None and config is None:
+            raise NicConfigError("NicSimulation: give the object to build the NIC for, or its NicConfig")
         self.obj = obj
         self.config = config or NicConfig.for_object(obj, **(config_parameters or {}))
         self.dut = Nic(self.config)
@@ -65,8 +70,8 @@ class NicSimulation:
         sim.add_testbench(self._count_cycles, background=True)
         sim.add_testbench(self._host)
         self._sim = sim
-        self.loaded = self.call(lambda driver, bus: load_object(driver, self.config, obj, section,
-                                                                map_init=map_init))
+        self.loaded = None if obj is None else self.call(
+            lambda driver, bus: load_object(driver, self.config, obj, section, map_init=map_init))
 
     # -- testbenches ---------------------------------------------------------------------------------------------
     def _sender(self, port: int):
@@ -300,154 +305,64 @@ class NicSimulation:
             pass
 
 
-@dataclass
-class RtlPacketResult(xdp.PacketResult):
-    """A packet's result on the RTL, with its cycle counts (the JSON gains "cycles")."""
-    cycles: int | None = None          # core cycles the program took (the NIC's `cycles` counter)
-    latency_cycles: int | None = None  # NIC cycles from the frame's first GMII octet queued to its verdict
-                                       # seen by the host (wire time and register polling included)
+class RtlTransport(Transport):
+    """The RTL NIC under amaranth.sim as a driver transport (sw/transport.py): every register access is one host
+    command of a `NicSimulation` built empty with `config`."""
 
-    def to_json(self) -> dict:
-        return {**super().to_json(), "cycles": self.cycles}
+    name = "rtl"
 
+    def __init__(self, config: NicConfig):
+        self._nic = NicSimulation(config=config)
+        self._taken = {port: 0 for port in range(config.ports)}     # TX samples already handed out
 
-class RtlError(RunError):
-    """An object or map-init the RTL backend cannot run, named (a RunError, so the command line reports it)."""
+    @property
+    def config(self) -> NicConfig:
+        return self._nic.config
 
-
-class RtlSession:
-    """A loaded object on the RTL NIC under amaranth.sim, with `XdpSession`'s interface (sw/xdp.py), so that
-    `bpfnic run --backend rtl` gives the same table and JSON as the VM.
-
-    Each packet enters through port `port`'s RX MAC as a GMII burst (frames under 60 bytes are padded by the
-    sending MAC, as on a wire, so the program sees 60 bytes). The result is what the NIC lets the host observe:
-    the verdict from the NIC's verdict counters; `data` is the frame that left (from a TX port for XDP_TX and
-    XDP_REDIRECT, without its FCS, padded to 60 bytes by the TX MAC; from the host queue for XDP_PASS); for
-    XDP_DROP and XDP_ABORTED nothing leaves, so `data` is empty (b""). `redirect` is the ifindex (port + 1) of
-    the port a redirected frame left. `instructions` comes from the NIC's instruction counter."""
-
-    def __init__(self, obj, section: str | None = None, port: int = 0):
-        from bpfnic.sw.capabilities import check_offload
-        problems = check_offload(obj)
-        if problems:
-            raise RtlError(f"{obj.path}: cannot be offloaded to the NIC: " + "; ".join(map(str, problems)))
-        self.obj = obj
-        self.section = section
-        self.port = port
-        self.map_init: dict | None = None
-        self._nic: NicSimulation | None = None
-        try:
-            self.config = NicConfig.for_object(obj)
-        except NicConfigError as error:
-            raise RtlError(f"{obj.path}: no NIC can be built for its maps: {error}") from None
-        self._prog_arrays = {slot.name for slot in self.config.maps.slots if slot.kind == "progarray"}
-        if not 0 <= port < self.config.ports:
-            raise RtlError(f"port {port}: the NIC has ports 0..{self.config.ports - 1}")
-
-    def _started(self) -> NicSimulation:
-        # Built on the first packet, so map-init is written through the CSR while the NIC is loaded.
-        if self._nic is None:
-            try:
-                self._nic = NicSimulation(self.obj, section=self.section, map_init=self.map_init, config=self.config)
-            except (NicLoadError, CsrError) as error:
-                raise RtlError(f"{self.obj.path}: loading it into the NIC failed: {error}") from None
+    @property
+    def simulation(self) -> NicSimulation:
         return self._nic
 
-    def apply_map_init(self, init: dict) -> None:
-        if self._nic is not None:
-            raise RtlError("map-init: apply it before the first packet")
-        entries = init.get("maps", init) if isinstance(init, dict) else None
-        names = {slot.name for slot in self.config.maps.slots}
-        if not isinstance(entries, dict):
-            raise RtlError("map-init: expected {\"maps\": {\"<map name>\": {\"<key hex>\": \"<value hex>\"}}}")
-        for name, contents in entries.items():
-            if name not in names:
-                raise RtlError(f"map-init: no map named {name!r} (maps: {', '.join(sorted(names)) or 'none'})")
-            if not isinstance(contents, dict):
-                raise RtlError(f"map-init: map {name}: expected an object of key hex -> value hex")
-            for key_hex, value in contents.items():
-                texts = [key_hex] + (value if isinstance(value, list) else [] if name in self._prog_arrays else [value])
-                for text in texts:
-                    try:
-                        bytes.fromhex(text)
-                    except (TypeError, ValueError):
-                        raise RtlError(f"map-init: map {name}: key {key_hex}: {text!r} is not hex bytes") from None
-        self.map_init = {"maps": entries}
+    def _checked(self):
+        if self._nic._closed:
+            raise TransportError("the amaranth.sim NIC is closed")
+        return self._nic
 
-    def run_packet(self, frame: bytes, index: int = 0) -> RtlPacketResult:
-        nic = self._started()
-        before = nic.counters()
-        marks = {port: len(samples) for port, samples in nic.tx_samples.items()}
-        start = nic.cycle
-        nic.send(self.port, [mac_model.WireFrame(mac_model.wire_octets(frame))])
-        nic.wait_processed()
-        latency = nic.cycle - start
-        after = nic.counters()
-        moved = {name: after[name] - before[name] for name in after if after[name] != before[name]}
-        verdicts = [name for name in VERDICT_COUNTERS if moved.get(name)]
-        instructions = moved.get("instructions", 0)
-        cycles = moved.get("cycles", 0) % (1 << 32)      # the counters wrap at 32 bits
-        if not verdicts:
-            reasons = ", ".join(name for name in moved if name.startswith(f"port{self.port}.")) or "no counter"
-            return RtlPacketResult(index, xdp.XDP_DROP, b"", None, 0, fault=f"dropped before the program ({reasons})",
-                                   cycles=0, latency_cycles=latency)
-        action = VERDICT_ACTIONS[verdicts[0]]
-        traps = [name for name in moved if name.startswith("trap.")]
-        fault = f"trap: {', '.join(traps)}" if traps else None
-        data, redirect = b"", None
-        if action == xdp.XDP_PASS:
-            frames = nic.host_frames()
-            data = frames[0][0] if frames else b""
-        elif action in (xdp.XDP_TX, xdp.XDP_REDIRECT):
-            senders = [port for port in range(self.config.ports) if moved.get(f"port{port}.sent")]
-            if senders:
-                out = senders[0]
-                if action == xdp.XDP_REDIRECT:
-                    redirect = out + 1
-                outcome = nic.wait_tx_outcome(out, before)
-                if outcome == "tx_frames_ok":
-                    nic.wait_tx_idle(out, marks[out])
-                    frames = nic.transmitted(out, marks[out])
-                    data = frames[0].octets[:-FCS_BYTES] if frames else b""
-                else:       # the TX MAC refused it (a frame grown past its maximum): nothing left the port
-                    fault = f"port{out}.{outcome}: the TX MAC did not send it"
-        trace = []
-        if words := nic.trace_words():
-            from bpfnic.hw.pipeline.helper_unit import decode_trace_records, format_trace_record
-            trace = [format_trace_record(record) for record in decode_trace_records(words)]
-        return RtlPacketResult(index, action, data, redirect, instructions, trace, fault, cycles=cycles,
-                              latency_cycles=latency)
+    def read(self, address: int) -> int:
+        return self._checked().call(lambda driver, bus: bus.read(address))
 
-    def dump_maps(self) -> dict[str, dict]:
-        """Every map's contents read through the CSR, in the JSON shape of `XdpSession.dump_maps` (a program
-        array shows section names)."""
-        nic = self._started()
-        out: dict[str, dict] = {}
-        for index, (slot, definition) in enumerate(zip(self.config.maps.slots, self.obj.maps)):
-            if slot.kind == "progarray":
-                by_word = {entry.word: name for name, entry in nic.loaded.placements.items()}
-                contents = {}
-                for key in range(slot.max_entries):
-                    # an entry is a 64-bit ProgramEntry word (hw/pipeline/map_progarray.py)
-                    value = nic.map_lookup(index, key.to_bytes(4, "little"), value_bytes=8)
-                    if value is not None:
-                        contents[key.to_bytes(4, "little").hex()] = by_word.get(int.from_bytes(value, "little"), "?")
-                out[slot.name] = contents
-                continue
-            per_cpu = slot.ncpus > 1 or definition.map_type in _PER_CPU_TYPES
-            out[slot.name] = {key.hex(): [value.hex()] if per_cpu else value.hex()
-                              for key, value in nic.map_contents(index).items()}
-        return out
+    def write(self, address: int, value: int) -> None:
+        self._checked().call(lambda driver, bus: bus.write(address, value))
+
+    def read_many(self, addresses) -> list[int]:
+        async def read_all(driver, bus):
+            return [await bus.read(address) for address in addresses]
+        return self._checked().call(read_all)
+
+    def send(self, port: int, bursts) -> None:
+        if not 0 <= port < self.config.ports:
+            raise TransportError(f"port {port}: the NIC has ports 0..{self.config.ports - 1}")
+        self._checked().send(port, list(bursts))
+
+    def take_transmitted(self, port: int) -> list:
+        samples = self._checked().tx_samples[port]
+        # up to the end of the last whole frame: the sample after a frame's last octet has enable low
+        end = len(samples)
+        while end > self._taken[port] and samples[end - 1][1]:
+            end -= 1
+        frames = mac_model.decode_gmii(samples[self._taken[port]:end])
+        self._taken[port] = end
+        return frames
+
+    def wire_busy(self) -> bool:
+        return any(self._checked()._rx_samples.values())
+
+    def run(self, cycles: int) -> None:
+        self._checked().run_cycles(cycles)
+
+    @property
+    def cycle(self) -> int:
+        return self._nic.cycle
 
     def close(self) -> None:
-        if self._nic is not None:
-            self._nic.close()
-
-
-def _per_cpu_types() -> set[int]:
-    from bpfnic.sw import maps
-    return {getattr(maps, name) for name in ("BPF_MAP_TYPE_PERCPU_ARRAY", "BPF_MAP_TYPE_PERCPU_HASH",
-                                             "BPF_MAP_TYPE_LRU_PERCPU_HASH") if hasattr(maps, name)}
-
-
-_PER_CPU_TYPES = _per_cpu_types()
+        self._nic.close()

