@@ -264,6 +264,30 @@ class Device:
             return words
         return [format_trace_record(record) for record in decode_trace_records(self._do(read()))]
 
+    def dump_maps(self, names: Sequence[str] | None = None) -> dict[str, dict]:
+        """The contents of maps `names` (default: every map of the attached object, or every map slot when
+        nothing is attached) read through the register bus, in the JSON shape of sw/xdp.XdpSession.dump_maps:
+        key hex -> value hex; a program array shows section names, a per-CPU map a list with the NIC's one copy."""
+        if names is None:
+            names = ([definition.name for definition in self.attached.obj.maps] if self.attached
+                     else list(self.maps))
+        sections = ({entry.word: name for name, entry in self.attached.placement.placements.items()}
+                    if self.attached else {})
+        out: dict[str, dict] = {}
+        for name in names:
+            if name not in self.maps:
+                raise DriverError(f"map {name!r}: the NIC has no map of that name (its maps: "
+                                  f"{', '.join(self.maps) or 'none'})")
+            device_map = self.maps[name]
+            if device_map.slot.kind == "progarray":
+                out[name] = {key.hex(): sections.get(int.from_bytes(value, "little"), "?")
+                             for key, value in device_map.items()}
+            elif device_map.slot.per_cpu:
+                out[name] = {key.hex(): [value.hex()] for key, value in device_map.items()}
+            else:
+                out[name] = {key.hex(): value.hex() for key, value in device_map.items()}
+        return out
+
     # -- counters and waiting -------------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
         values = self.transport.read_many([COUNTERS_BASE + 4 * i for i in range(len(self.counter_names))])
@@ -298,9 +322,10 @@ class Device:
         last burst left the wires."""
         transport = self.transport
         idle_since = None
+        polls = 0         # a device without time (the software NIC) keeps its cycle: polls count instead
         while True:
             if transport.wire_busy():
-                idle_since = None
+                idle_since, polls = None, 0
             else:
                 idle_since = transport.cycle if idle_since is None else idle_since
                 counters = self.counters()
@@ -308,10 +333,11 @@ class Device:
                     self._collect()
                     if all(self._transmitted[p] >= counters[f"port{p}.tx_frames_ok"] for p in self._transmitted):
                         return counters
-                if transport.cycle - idle_since >= cycle_limit:
+                if max(transport.cycle - idle_since, polls * POLL_CYCLES) >= cycle_limit:
                     raise DriverError(f"{transport.name}: the NIC did not finish within {cycle_limit} cycles of the "
                                       f"last frame: status 0x{self.status():x}, counters "
                                       f"{ {k: v for k, v in self.counters().items() if v} }")
+                polls += 1
             transport.run(POLL_CYCLES)
 
     def close(self) -> None:
@@ -445,21 +471,8 @@ class NicSession:
         return NicPacketResult(index, action, data, redirect, instructions, trace, fault, cycles=cycles)
 
     def dump_maps(self) -> dict[str, dict]:
-        """Every map's contents read through the register bus, in the JSON shape of XdpSession.dump_maps (a
-        program array shows section names, a per-CPU map a list with the NIC's one copy)."""
-        device = self._started()
-        sections = {entry.word: name for name, entry in device.attached.placement.placements.items()}
-        out: dict[str, dict] = {}
-        for slot in self.config.maps.slots:
-            device_map = device.maps[slot.name]
-            if slot.kind == "progarray":
-                out[slot.name] = {key.hex(): sections.get(int.from_bytes(value, "little"), "?")
-                                  for key, value in device_map.items()}
-            elif slot.per_cpu:
-                out[slot.name] = {key.hex(): [value.hex()] for key, value in device_map.items()}
-            else:
-                out[slot.name] = {key.hex(): value.hex() for key, value in device_map.items()}
-        return out
+        """Every map's contents read through the register bus, in the JSON shape of XdpSession.dump_maps."""
+        return self._started().dump_maps()
 
     def close(self) -> None:
         if self.device is not None:

@@ -95,6 +95,7 @@ class PacketResult:
     instructions: int | None = 0   # None where the backend cannot count them (the kernel)
     trace_output: list[str] = field(default_factory=list)
     fault: str | None = None       # why the machine aborted the program (a VM fault), if it did
+    vm_fault: VmFault | None = field(default=None, repr=False, compare=False)   # that fault (instruction, kind)
 
     @property
     def verdict(self) -> str:
@@ -136,20 +137,43 @@ class XdpSession:
         self.obj = obj
         self.program_def = obj.program(section)
         self.ncpus = ncpus
-        self.cpu = cpu
-        self.clock_ns = clock_ns or time.monotonic_ns
-        self.random = random.Random(prandom_seed)
-        self.maps: list[maps_mod.BpfMap] = [self._create_map(definition) for definition in obj.maps]
-        self.map_by_name = {m.name: m for m in self.maps}
+        maps = [self._create_map(definition) for definition in obj.maps]
         self._check_helpers(obj)
-        self.vm = Vm(self.program_def.insns, helpers=self._helpers(), maps=self.maps,
-                     instruction_limit=instruction_limit, name=self.program_def.section)
-        for index, bpf_map in enumerate(self.maps):
-            self.vm.add_region(memory.Region(f"map {bpf_map.name}", memory.TAG_MAP_VALUE_BASE + index,
-                                             bpf_map.value_memory, writable=not bpf_map.readonly_for_program))
+        self._set_up(self.program_def.insns, self.program_def.section, maps, cpu, clock_ns, prandom_seed,
+                     instruction_limit, map_regions=True)
         for index, definition in enumerate(obj.maps):
             for slot, section_name in definition.initial_values.items():
                 self._set_prog_array_entry(self.maps[index], slot, section_name)
+
+    @classmethod
+    def for_program(cls, program: isa.Program, maps: list, *, name: str = "xdp", ncpus: int = 1, cpu: int = 0,
+                    clock_ns: Callable[[], int] | None = None, prandom_seed: int = 0,
+                    instruction_limit: int = 1_000_000, map_regions: bool = True) -> "XdpSession":
+        """A session over a decoded program and maps that already exist, without an object (a NIC's instruction
+        memory and map slots: sw/soft_nic.py). The program's LDDW map_idx n names `maps[n]`; a program array's
+        entries are objects with `insns` and `section`, as tail calls read them. With `map_regions` False the
+        caller adds the map value regions (tag 0x80 + n) itself. No helper check is made before the first packet:
+        an unknown helper faults when it is called."""
+        session = cls.__new__(cls)
+        session.obj = None
+        session.program_def = None
+        session.ncpus = ncpus
+        session._set_up(program, name, list(maps), cpu, clock_ns, prandom_seed, instruction_limit, map_regions)
+        return session
+
+    def _set_up(self, program: isa.Program, name: str, maps: list, cpu: int, clock_ns: Callable[[], int] | None,
+                prandom_seed: int, instruction_limit: int, map_regions: bool) -> None:
+        self.cpu = cpu
+        self.clock_ns = clock_ns or time.monotonic_ns
+        self.random = random.Random(prandom_seed)
+        self.maps: list[maps_mod.BpfMap] = maps
+        self.map_by_name = {m.name: m for m in self.maps}
+        self.vm = Vm(program, helpers=self._helpers(), maps=self.maps, instruction_limit=instruction_limit,
+                     name=name)
+        if map_regions:
+            for index, bpf_map in enumerate(self.maps):
+                self.vm.add_region(memory.Region(f"map {bpf_map.name}", memory.TAG_MAP_VALUE_BASE + index,
+                                                 bpf_map.value_memory, writable=not bpf_map.readonly_for_program))
         self._buffer: PacketBuffer | None = None
         self._redirect: int | None = None
         self._trace: list[str] = []
@@ -248,7 +272,7 @@ class XdpSession:
             result = self.vm.execute(context_pointer)
         except VmFault as fault:
             return PacketResult(index, XDP_ABORTED, buffer.packet(), None, fault.instructions or 0,
-                                self._trace, str(fault))
+                                self._trace, str(fault), fault)
         action = result.r0 & M32
         redirect = self._redirect if action == XDP_REDIRECT else None
         return PacketResult(index, action, buffer.packet(), redirect, result.instructions, self._trace)

@@ -42,7 +42,7 @@ from .csr import Csr, CsrBus, CsrDriver, MapPortShape
 from .dispatcher import Dispatcher
 from .gmii import MAX_FRAME_BYTES, GmiiSignature
 from .helper_unit import HelperUnit
-from .map_config import NicMapConfig
+from .map_config import MapConfigError, NicMapConfig
 from .map_progarray import ProgramEntry
 from .memory_system import MemorySystem
 from .packet_buffer import DEFAULT_SLOT_SIZE, DEFAULT_TAILROOM, PacketBuffer, receive_word_layout
@@ -86,6 +86,32 @@ class NicConfig:
         """A NIC whose map units are the maps of a loaded object (sw/elf_loader.BpfObject)."""
         ports = parameters.get("ports", 2)
         maps = NicMapConfig.from_object(obj, valid_ifindexes=tuple(range(1, ports + 1)))
+        return cls(maps=maps, **parameters)
+
+    @classmethod
+    def for_objects(cls, objs, **parameters) -> "NicConfig":
+        """One NIC whose map slots hold the maps of several objects, so that any of them can be loaded onto the
+        same build (the driver finds a program's maps by name: `slots_of_maps`). A name shared by two objects
+        must describe the same map, which then gets one slot."""
+        objs = list(objs)
+        ports = parameters.get("ports", 2)
+        by_name: dict = {}
+        for obj in objs:
+            for definition in obj.maps:
+                known = by_name.get(definition.name)
+                if known is None:
+                    by_name[definition.name] = (obj, definition)
+                    continue
+                first_obj, first = known
+                for what in ("map_type", "key_size", "value_size", "max_entries", "flags", "initial_data"):
+                    if getattr(first, what) != getattr(definition, what):
+                        raise NicConfigError(f"map {definition.name!r}: {what} differs between {first_obj.path} "
+                                             f"and {obj.path}; one NIC slot cannot hold both")
+        definitions = [replace(definition, index=index) for index, (_, definition) in enumerate(by_name.values())]
+        try:
+            maps = NicMapConfig.from_map_defs(definitions, valid_ifindexes=tuple(range(1, ports + 1)))
+        except MapConfigError as error:
+            raise NicConfigError(f"the maps of {len(objs)} objects on one NIC: {error}") from None
         return cls(maps=maps, **parameters)
 
 
