@@ -4,9 +4,10 @@ dispatcher's verdicts), and at the end the two are compared frame by frame and c
 
 What is compared, and why so:
 - the frames each port put on its wire, in order, against the model's frames for that port (padded, FCS checked).
-  When frames of several ingress ports leave one port, the NIC may interleave them in any order the timing gives;
-  the order within each ingress port is kept (the dispatcher applies verdicts in arrival order), so the observed
-  sequence must be an interleaving of the model's per-ingress sequences;
+  When frames from several sources (each port's wire, the register bus's injection) leave one port, the NIC may
+  interleave them in any order the timing gives; the order within each source is kept (the receive arbiter takes
+  whole frames, the dispatcher applies verdicts in arrival order), so the observed sequence must be an
+  interleaving of the model's per-source sequences;
 - the host queue: frames and their info byte (the ingress port), by the same rule;
 - every counter the model keeps, as the change since the scoreboard started (counters wrap at 32 bits); the
   trap counters as one sum (the VM names a fault, the core a trap cause); `instructions` when nothing faulted;
@@ -157,13 +158,13 @@ class Scoreboard:
 
     # -- the model ----------------------------------------------------------------------------------------------
     def _feeds(self):
-        """(port, octets after the SFD, PHY error) of every frame, in the order the model takes them."""
+        """(port, octets after the SFD, PHY error) of every frame on a wire, (port, frame, None) of every frame
+        injected through the register bus, in the order the model takes them."""
         for event in self._events:
             if not isinstance(event, _Frames):
                 continue
             if event.injected is not None:
-                frame = event.injected
-                yield event.port, mac_model.with_fcs(frame) if len(frame) >= 60 else frame + mac_model.fcs(frame), False
+                yield event.port, event.injected, None
                 continue
             for decoded in mac_model.decode_gmii(mac_model.gmii_samples(event.bursts)):
                 yield event.port, decoded.octets, decoded.error
@@ -185,9 +186,22 @@ class Scoreboard:
                     bpf_map.delete(update.key)
                 else:
                     bpf_map.update(update.key, update.value, update.flags)   # a per-CPU map: every CPU's copy
+        # where each frame out came from: its port's wire, or the register bus; the NIC keeps the order of each
+        # source, not the order between sources (the receive arbiter takes whole frames from them in turn)
+        model.host_sources = []
+        model.sent_sources = [[] for _ in range(self.device.config.ports)]
         for port, octets, error in self._feeds():
             apply_due(len(model.results))
-            model.receive(port, octets, phy_error=error)
+            host_before, sent_before = len(model.host), [len(sent) for sent in model.sent]
+            if error is None:          # injected through the register bus
+                model.inject(port, octets)
+                source = "injected"
+            else:
+                model.receive(port, octets, phy_error=error)
+                source = port
+            model.host_sources += [source] * (len(model.host) - host_before)
+            for out, before in enumerate(sent_before):
+                model.sent_sources[out] += [source] * (len(model.sent[out]) - before)
         apply_due(1 << 62)
         return model
 
@@ -225,30 +239,27 @@ class Scoreboard:
     def difference(self, observed: dict, model: NicModel) -> str | None:
         """The first difference between what the device did and what `model` says, or None."""
         config = self.device.config
-        for port in range(config.ports):
-            got = observed["ports"][port]
-            by_ingress = [[mac_model.pad(frame.data) for frame in model.sent[port] if frame.ingress_port == ingress]
-                          for ingress in range(config.ports)]
-            if not is_interleaving(got, [sequence for sequence in by_ingress if sequence]):
-                expected = [mac_model.pad(frame.data) for frame in model.sent[port]]
-                return _first_frame_difference(f"port {port}", got, expected)
-        got_host = [tuple(item) for item in observed["host"]]
-        by_ingress = [[(frame.data, frame.info) for frame in model.host if frame.ingress_port == ingress]
-                      for ingress in range(config.ports)]
-        if not is_interleaving(got_host, [sequence for sequence in by_ingress if sequence]):
-            return _first_frame_difference("host queue", got_host, [(f.data, f.info) for f in model.host])
         expected_counters = model.finish_counters()
         counters = observed["counters"]
-        for name, value in expected_counters.items():
-            if name in ("instructions", "cycles") or name.startswith("trap.") or name == "trace_dropped":
-                continue
-            if counters[name] != value:
-                return f"counter {name}: device {counters[name]}, model {value}"
+        differing = [f"{name}: device {counters[name]}, model {value}" for name, value in expected_counters.items()
+                     if not (name in ("instructions", "cycles") or name.startswith("trap.") or name == "trace_dropped")
+                     and counters[name] != value]
+        if differing:
+            return "counters differ: " + "; ".join(differing)
         traps = sum(value for name, value in counters.items() if name.startswith("trap."))
         if traps != model.faults:
             return f"trap counters: device {traps} traps, the model {model.faults} faults"
         if not model.faults and counters["instructions"] != expected_counters["instructions"]:
             return f"counter instructions: device {counters['instructions']}, model {expected_counters['instructions']}"
+        for port in range(config.ports):
+            got = observed["ports"][port]
+            expected = [mac_model.pad(frame.data) for frame in model.sent[port]]
+            if not is_interleaving(got, _by_source(expected, model.sent_sources[port])):
+                return _first_frame_difference(f"port {port}", got, expected)
+        got_host = [tuple(item) for item in observed["host"]]
+        expected_host = [(frame.data, frame.info) for frame in model.host]
+        if not is_interleaving(got_host, _by_source(expected_host, model.host_sources)):
+            return _first_frame_difference("host queue", got_host, expected_host)
         expected_maps = model.dump_maps()
         for name, contents in observed["maps"].items():
             if contents != expected_maps[name]:
@@ -278,6 +289,14 @@ class Scoreboard:
         cuts, difference = first_difference
         where = f" (map updates after {list(cuts)} program runs)" if cuts else ""
         raise ScoreboardMismatch(f"{self.device.transport.name}: {difference}{where}")
+
+
+def _by_source(items: list, sources: list) -> list[list]:
+    """`items` split into one sequence per source, each in its order."""
+    sequences: dict = {}
+    for item, source in zip(items, sources):
+        sequences.setdefault(source, []).append(item)
+    return list(sequences.values())
 
 
 def _first_frame_difference(where: str, got: list, expected: list) -> str:

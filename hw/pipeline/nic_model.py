@@ -76,7 +76,16 @@ class NicModel:
         self.counters[f"port{port}.rx_{RX_COUNTER_OF_STATUS[status]}"] += 1
         if status != RxStatus.OK:
             return None
-        frame = octets[:-FCS_BYTES]
+        return self._buffered(port, octets[:-FCS_BYTES])
+
+    def inject(self, port: int, frame: bytes) -> xdp.PacketResult | None:
+        """A frame (without FCS) injected through the register bus as if from port `port`: it joins the receive
+        path after the MAC, so no MAC counter counts it and it is not padded."""
+        if not 0 <= port < self.config.ports:
+            raise ValueError(f"NicModel: port {port} is not one of the NIC's 0..{self.config.ports - 1}")
+        return self._buffered(port, bytes(frame))
+
+    def _buffered(self, port: int, frame: bytes) -> xdp.PacketResult | None:
         if len(frame) > self.max_buffer_frame:
             self.counters[f"port{port}.dropped_too_long"] += 1
             return None
