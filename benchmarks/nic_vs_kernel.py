@@ -45,8 +45,17 @@ def nic_figures(device, obj, name: str, frames: list[bytes]) -> tuple[int, int]:
         before = device.counters()
         device.send(0, frame)
         after = device.wait_idle()
+        verdicts = sum((after[f"verdict.{v}"] - before[f"verdict.{v}"]) % (1 << 32)
+                       for v in ("aborted", "drop", "pass", "tx", "redirect"))
+        if verdicts != 1:
+            raise SystemExit(f"{name}: a frame reached {verdicts} verdicts on the NIC, not one: "
+                             f"{ {k: after[k] - before[k] for k in after if after[k] != before[k]} }")
         instructions += (after["instructions"] - before["instructions"]) % (1 << 32)
         cycles += (after["cycles"] - before["cycles"]) % (1 << 32)
+        # frames passed to the host hold buffer slots until it reads them
+        device.host_frames()
+        for port in range(device.config.ports):
+            device.received(port)
     return instructions, cycles
 
 
