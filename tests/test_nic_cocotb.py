@@ -154,6 +154,48 @@ def test_host_reads_while_frames_flow(device, objects):
     assert report.host == 6 * 7
 
 
+REDIRECT_ALL_TO_PORT_1 = """
+#include <bpfnic.h>
+SEC("xdp")
+int redirect_all(struct xdp_md *ctx)
+{
+	return bpf_redirect(2, 0);      /* ifindex 2: the NIC's port 1 */
+}
+char _license[] SEC("license") = "Dual BSD/GPL";
+"""
+
+
+def test_busy_port_backs_up_and_counts_what_it_cannot_hold(device, tmp_path):
+    """Both ports at line rate with 1514-byte frames, all redirected out of port 1: twice what one port can send.
+    The frames wait in the packet buffer behind the busy TX port; once it is full, arriving frames are dropped
+    and counted (dropped_buffer_full). Nothing goes missing: every frame on a wire is stored or counted, every
+    stored frame is redirected, and every redirected frame leaves port 1 whole, each port's frames in order."""
+    from bpfnic.sw.compile import compile_c
+    from bpfnic.sw.elf_loader import load_object
+    source = tmp_path / "redirect_all.c"
+    source.write_text(REDIRECT_ALL_TO_PORT_1)
+    device.load(load_object(compile_c(source, tmp_path / "redirect_all.o")))
+    rng = random.Random(13)
+    sent = {port: [ethernet_frame(rng, 1514) for _ in range(40)] for port in (0, 1)}
+    for port, frames in sent.items():
+        device.send_bursts(port, [good_burst(frame) for frame in frames])
+    counters = device.wait_idle(cycle_limit=200_000)
+    stored = 0
+    for port in (0, 1):
+        assert counters[f"port{port}.rx_frames_ok"] == 40
+        assert counters[f"port{port}.buffer_stored"] + counters[f"port{port}.dropped_buffer_full"] == 40
+        stored += counters[f"port{port}.buffer_stored"]
+    assert sum(counters[f"port{p}.dropped_buffer_full"] for p in (0, 1)) > 0, "the busy port never backed up"
+    assert counters["verdict.redirect"] == stored == counters["port1.sent"] == counters["port1.tx_frames_ok"]
+    out = device.received(1)
+    assert len(out) == stored and not device.received(0)
+    position = {frame: (port, index) for port, frames in sent.items() for index, frame in enumerate(frames)}
+    assert all(frame in position for frame in out), "a frame left port 1 that was never sent"
+    for port in (0, 1):
+        indices = [position[frame][1] for frame in out if position[frame][0] == port]
+        assert indices == sorted(indices), f"port {port}'s frames left out of order"
+
+
 # -- host map updates ------------------------------------------------------------------------------------------
 
 def test_map_updates_between_and_during_bursts(device, objects):
