@@ -535,3 +535,22 @@ def test_bad_input_is_named():
     transport.close()
     with pytest.raises(TransportError, match="closed"):
         transport.read(Reg.ID)
+
+
+@pytest.mark.parametrize("name", ["xdp_firewall", "xdp_router", "xdp_libbpf_style"])
+def test_the_scoreboard_passes_the_software_nic(compiled, name):
+    """The system tests' scoreboard (sim/scoreboard.py) over this transport, as over the RTL: the example's frames
+    on both ports, a host map update between bursts, everything compared with the model."""
+    from bpfnic.sim.scoreboard import Scoreboard
+    device, _ = loaded(compiled, name)
+    board = Scoreboard(device, compiled(name), map_init=map_init_of(name))
+    frames = read_pcap(EXAMPLES / "pcap" / f"{name}.pcap")
+    board.send_frames(0, frames)
+    first_map = device.attached.obj.maps[0]
+    key = next(iter(device.maps[first_map.name].keys()), None)
+    if key is not None and device.maps[first_map.name].slot.kind in ("hash", "lpm"):
+        board.update_map(first_map.name, key, None)             # delete a rule between the bursts
+    board.read_host()           # passed frames hold buffer slots until the host reads them
+    board.send_frames(1, frames)
+    report = board.check()
+    assert report.frames == 2 * len(frames)
