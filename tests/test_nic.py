@@ -198,6 +198,9 @@ def test_drop_all_with_bad_frames(compiled):
     assert all(not run.transmitted(p) for p in range(2))
 
 
+# Under amaranth.sim the whole NIC runs about 700 cycles a second; tests/test_nic_cocotb.py checks the same RTL
+# under Verilator in the default run (every example, line rate, mixed traffic), so these repeat it as a slow campaign.
+@pytest.mark.slow
 def test_macswap_both_ports(compiled):
     """xdp_macswap: every good frame goes back out of its port with the MAC addresses swapped."""
     rng = random.Random(2)
@@ -222,6 +225,7 @@ def test_pass_to_host_and_injection(compiled):
     assert run.counters["host.passed"] == 6 and run.counters["verdict.pass"] == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program, ports", [("xdp_drop", (0, 1)), ("xdp_macswap", (0,))])
 def test_line_rate_minimum_frames(compiled, program, ports):
     """Back-to-back 64-byte frames (60 bytes + FCS) with the minimum gap at 1 Gb/s: none is lost, and the
@@ -259,7 +263,9 @@ def run_example(compiled, name: str) -> NicRun:
     return run
 
 
-@pytest.mark.parametrize("name", ["xdp_router", "xdp_tailcall", "xdp_encap", "xdp_libbpf_style"])
+@pytest.mark.parametrize("name", ["xdp_tailcall", pytest.param("xdp_router", marks=pytest.mark.slow),
+                                  pytest.param("xdp_encap", marks=pytest.mark.slow),
+                                  pytest.param("xdp_libbpf_style", marks=pytest.mark.slow)])
 def test_examples_with_maps_and_helpers(compiled, name):
     """xdp_router: LPM and devmap lookups, redirects; xdp_tailcall: a program array and bpf_tail_call (the
     helper unit's tail_call answer translated for the core); xdp_encap: bpf_xdp_adjust_head and a frame that

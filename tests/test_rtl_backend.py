@@ -26,7 +26,8 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("name, simulator", [("xdp_macswap", "amaranth"), ("xdp_firewall", "amaranth"),
+@pytest.mark.parametrize("name, simulator", [("xdp_macswap", "amaranth"),
+                                             pytest.param("xdp_firewall", "amaranth", marks=pytest.mark.slow),
                                              ("xdp_firewall", "verilator")])
 def test_rtl_matches_vm(tmp_path, capsys, name, simulator):
     from bpfnic.sw.compile import CompileError, compile_c, example_mcpu
