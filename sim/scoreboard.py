@@ -125,6 +125,12 @@ class Scoreboard:
         self.device.inject(frame, port)
         self._events.append(_Frames(port, [], injected=bytes(frame)))
 
+    def read_queues(self) -> int:
+        """Read the host queue and the trace_printk queue now, as a host does while traffic flows (frames to the
+        host hold buffer slots until read; a full trace queue drops records). Returns the frames read."""
+        self._trace += self.device.trace()
+        return self.read_host()
+
     def read_host(self) -> int:
         """Read the host queue now (as a host does while traffic flows); the frames are kept for the check.
         Returns how many were read."""
@@ -268,7 +274,12 @@ class Scoreboard:
                 return f"map {name}: device and model differ (first differing entries: {differing})"
         expected_trace = [line for result in model.results for line in result.trace_output]
         if observed["trace"] != expected_trace:
-            return f"trace_printk lines: device {observed['trace'][:3]}..., model {expected_trace[:3]}..."
+            got = observed["trace"]
+            index = next((i for i, (a, b) in enumerate(zip(got, expected_trace)) if a != b),
+                         min(len(got), len(expected_trace)))
+            return (f"trace_printk lines: {len(got)} from the device, {len(expected_trace)} from the model; line "
+                    f"{index} differs: device {got[index:index + 1]}, model {expected_trace[index:index + 1]} "
+                    f"(trace_dropped: {observed['counters'].get('trace_dropped')})")
         return None
 
     def check(self) -> Report:

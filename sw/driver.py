@@ -363,8 +363,9 @@ class Device:
                 idle_since, polls = None, 0
             else:
                 idle_since = transport.cycle if idle_since is None else idle_since
-                counters = self.counters()
-                if self._settled(counters) and self.status() & STATUS_DISPATCHER_IDLE:
+                # STATUS first: one register, where the counters are 44 (and only settle once it says idle)
+                counters = self.counters() if self.status() & STATUS_DISPATCHER_IDLE else None
+                if counters is not None and self._settled(counters):
                     self._collect()
                     if all(self._transmitted[p] >= counters[f"port{p}.tx_frames_ok"] for p in self._transmitted):
                         return counters
@@ -437,6 +438,7 @@ class NicSession:
         self.map_init: dict | None = None
         self._factory = transport_factory
         self.device: Device | None = None
+        self._settled_counters: dict[str, int] | None = None
 
     def _started(self) -> Device:
         if self.device is None:
@@ -474,9 +476,10 @@ class NicSession:
     def run_packet(self, frame: bytes, index: int = 0) -> NicPacketResult:
         from . import xdp
         device = self._started()
-        before = device.counters()
+        # the counters the last frame settled with (nothing happens on the device between two frames)
+        before = self._settled_counters if self._settled_counters is not None else device.counters()
         device.send(self.port, frame)
-        after = device.wait_idle()
+        after = self._settled_counters = device.wait_idle()
         moved = {name: (after[name] - before[name]) % (1 << 32) for name in after if after[name] != before[name]}
         verdicts = [name for name in VERDICT_NAMES if moved.get(f"verdict.{name}")]
         instructions, cycles = moved.get("instructions", 0), moved.get("cycles", 0)
