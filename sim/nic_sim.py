@@ -14,17 +14,14 @@ Clocks: the NIC at 100 MHz (the core's target on the ECP5), each port's receive 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from amaranth.sim import Simulator
 
 from bpfnic.hw.pipeline import mac_model
-from bpfnic.hw.pipeline.csr import (MAP_BUSY, MAP_DONE, MAP_FOUND, STATUS_DISPATCHER_IDLE, CsrDriver, CsrError,
-                                    MapOp, Reg, SimulatedBus)
-from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError, NicLoadError, load_object
+from bpfnic.hw.pipeline.csr import STATUS_DISPATCHER_IDLE, CsrDriver, Reg, SimulatedBus
+from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError, load_object
 from bpfnic.sw import xdp
-from bpfnic.sw.runner import RunError
 from bpfnic.sw.transport import Transport, TransportError
 
 VERDICT_COUNTERS = [f"verdict.{name}" for name in ("aborted", "drop", "pass", "tx", "redirect")]
@@ -253,48 +250,6 @@ class NicSimulation:
         size = value_bytes or self.config.maps.slots[index].value_size
         rc, value = self.call(lambda driver, bus: driver.map_lookup(index, key, size))
         return value
-
-    def map_contents(self, index: int) -> dict[bytes, bytes]:
-        """Every entry of map `index` read through the CSR: arrays by index, hash maps by entry position.
-        Values are the first copy (the NIC has one CPU). Program arrays are listed by `RtlSession.dump_maps`."""
-        slot = self.config.maps.slots[index]
-        if slot.kind == "array":
-            keys = [i.to_bytes(4, "little") for i in range(slot.max_entries)]
-        elif slot.kind in ("hash", "lpm", "devmap"):
-            # READ_ENTRY walks a hash map's two tables of buckets of ways (hw/pipeline/map_hash.py), an LPM
-            # trie's and a devmap's entries by index (map_lpm.py, map_devmap.py)
-            positions = 2 * slot.hash_ways * slot.hash_buckets if slot.kind == "hash" else slot.max_entries
-
-            async def list_keys(driver, bus):
-                # READ_ENTRY position by position; the command alone, without the key and flags writes of
-                # CsrDriver.map_read_entry (a 1024-entry hash map has 2048 positions)
-                found = []
-                await bus.write(Reg.MAP_SELECT, index)
-                for position in range(positions):
-                    await bus.write(Reg.MAP_INDEX, position)
-                    await bus.write(Reg.MAP_COMMAND, MapOp.READ_ENTRY.value)
-                    while True:
-                        status = await bus.read(Reg.MAP_STATUS)
-                        if status & MAP_DONE and not status & MAP_BUSY:
-                            break
-                    if status & MAP_FOUND:
-                        key = b""
-                        for offset in range(0, slot.key_size, 4):
-                            key += (await bus.read(Reg.MAP_KEY + offset)).to_bytes(4, "little")
-                        found.append(key[:slot.key_size])
-                return found
-            keys = self.call(list_keys)
-        else:
-            raise NicSimulationError(f"{slot.label}: listing a {slot.kind} map through the CSR is not supported")
-
-        async def look_up(driver, bus):
-            contents = {}
-            for key in keys:
-                _, value = await driver.map_lookup(index, key, slot.value_size)
-                if value is not None:
-                    contents[key] = value
-            return contents
-        return self.call(look_up)
 
     def close(self) -> None:
         """End the simulation (the host testbench returns)."""

@@ -26,25 +26,6 @@ from test_packet_buffer import signal_ports
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """Compiled and loaded example objects, by name (compiled once a module)."""
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            from bpfnic.sw.compile import CompileError, compile_c, example_mcpu
-            from bpfnic.sw.elf_loader import load_object as load_elf
-            source = EXAMPLES / f"{name}.c"
-            try:
-                path = compile_c(source, tmp_path_factory.mktemp(name) / f"{name}.o", mcpu=example_mcpu(source))
-            except CompileError as error:
-                pytest.fail(f"{source.name} does not compile: {error}")  # the compiler is a dependency: a failure is a bug
-            cache[name] = load_elf(path)
-        return cache[name]
-    return get
-
-
 def ethernet_frame(rng: random.Random, length: int) -> bytes:
     """A frame without FCS: two unicast MAC addresses, an IPv4 EtherType, random payload."""
     destination = bytes([0x02]) + bytes(rng.randrange(256) for _ in range(5))

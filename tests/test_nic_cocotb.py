@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from bpfnic.hw.pipeline import mac_model
-from bpfnic.hw.pipeline.gmii import INTER_FRAME_GAP_BYTES
 from bpfnic.hw.pipeline.nic import NicConfig
 from bpfnic.sim.scoreboard import Scoreboard, ScoreboardMismatch, is_interleaving
 

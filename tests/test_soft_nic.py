@@ -31,25 +31,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.c"))
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """Compiled and loaded example objects, by name (compiled once a module)."""
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            from bpfnic.sw.compile import CompileError, compile_c, example_mcpu
-            from bpfnic.sw.elf_loader import load_object as load_elf
-            source = EXAMPLES / f"{name}.c"
-            try:
-                path = compile_c(source, tmp_path_factory.mktemp(name) / f"{name}.o", mcpu=example_mcpu(source))
-            except CompileError as error:   # the compiler is a dependency: a failure is a bug
-                pytest.fail(f"{source.name} does not compile: {error}")
-            cache[name] = load_elf(path)
-        return cache[name]
-    return get
-
-
 def map_init_of(name: str) -> dict | None:
     path = EXAMPLES / f"{name}.maps.json"
     return json.loads(path.read_text()) if path.exists() else None
