@@ -22,9 +22,10 @@ from bpfnic.hw.pipeline import mac_model
 from bpfnic.hw.pipeline.csr import STATUS_DISPATCHER_IDLE, CsrDriver, Reg, SimulatedBus
 from bpfnic.hw.pipeline.nic import Nic, NicConfig, NicConfigError, load_object
 from bpfnic.sw import xdp
+from bpfnic.sw.driver import VERDICT_NAMES
 from bpfnic.sw.transport import Transport, TransportError
 
-VERDICT_COUNTERS = [f"verdict.{name}" for name in ("aborted", "drop", "pass", "tx", "redirect")]
+VERDICT_COUNTERS = [f"verdict.{name}" for name in VERDICT_NAMES]
 VERDICT_ACTIONS = dict(zip(VERDICT_COUNTERS, (xdp.XDP_ABORTED, xdp.XDP_DROP, xdp.XDP_PASS, xdp.XDP_TX,
                                               xdp.XDP_REDIRECT)))
 PHY_PERIOD = 8e-9

@@ -34,9 +34,9 @@ from typing import Sequence
 from bpfnic.hw.pipeline import mac_model
 from bpfnic.hw.pipeline.gmii import INTER_FRAME_GAP_BYTES
 from bpfnic.hw.pipeline.nic_model import NicModel
+from bpfnic.sw.driver import VERDICT_NAMES
 
 COUNTER_MODULUS = 1 << 32
-VERDICTS = ("aborted", "drop", "pass", "tx", "redirect")
 MAX_CUT_COMBINATIONS = 4096
 
 
@@ -142,7 +142,7 @@ class Scoreboard:
         """Frames the program has run on since the scoreboard started (the verdict counters' change)."""
         counters = self.device.counters()
         return sum((counters[f"verdict.{name}"] - self._start_counters[f"verdict.{name}"]) % COUNTER_MODULUS
-                   for name in VERDICTS)
+                   for name in VERDICT_NAMES)
 
     def update_map(self, name: str, key: bytes, value: bytes | None, flags: int = 0, *,
                    during_traffic: bool = False) -> None:
@@ -175,9 +175,9 @@ class Scoreboard:
             for decoded in mac_model.decode_gmii(mac_model.gmii_samples(event.bursts)):
                 yield event.port, decoded.octets, decoded.error
 
-    def model(self, cuts: Sequence[int] | None = None) -> NicModel:
-        """The model fed every frame, each map update applied after `cuts[i]` program runs (default: the first
-        candidate of each update's window)."""
+    def model(self, cuts: Sequence[int] | None = None, feeds: list | None = None) -> NicModel:
+        """The model fed every frame (`feeds`, default `_feeds()`), each map update applied after `cuts[i]` program
+        runs (default: the first candidate of each update's window)."""
         updates = [event for event in self._events if isinstance(event, _MapUpdate)]
         cuts = list(cuts) if cuts is not None else [update.window[0] for update in updates]
         model = NicModel(self.obj, self.device.config, self.section, map_init=self.map_init)
@@ -196,7 +196,7 @@ class Scoreboard:
         # source, not the order between sources (the receive arbiter takes whole frames from them in turn)
         model.host_sources = []
         model.sent_sources = [[] for _ in range(self.device.config.ports)]
-        for port, octets, error in self._feeds():
+        for port, octets, error in (self._feeds() if feeds is None else feeds):
             apply_due(len(model.results))
             host_before, sent_before = len(model.host), [len(sent) for sent in model.sent]
             if error is None:          # injected through the register bus
@@ -286,12 +286,13 @@ class Scoreboard:
         """Let the device settle, then compare it with the model; raises ScoreboardMismatch naming the first
         difference. Returns what was compared."""
         observed = self.observe()
+        feeds = list(self._feeds())        # the wire decoded once, for every candidate placement of the updates
         first_difference = None
         for cuts in self._candidates():
-            model = self.model(cuts)
+            model = self.model(cuts, feeds)
             difference = self.difference(observed, model)
             if difference is None:
-                return Report(frames=sum(1 for _ in self._feeds()),
+                return Report(frames=len(feeds),
                               outputs={port: len(frames) for port, frames in observed["ports"].items()},
                               host=len(observed["host"]), counters=len(observed["counters"]),
                               maps={name: len(contents) for name, contents in observed["maps"].items()},

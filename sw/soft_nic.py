@@ -63,11 +63,11 @@ from bpfnic.hw.pipeline.nic import NicConfig, counter_names
 from bpfnic.hw.pipeline.nic_model import DEFAULT_PRANDOM_SEED
 from bpfnic.hw.pipeline.packet_buffer import HEADROOM, OUTPUT_FIFO_DEPTH
 from . import isa, maps, memory, xdp
+from .driver import VERDICT_NAMES
 from .isa import InsnKind
 from .transport import Transport, TransportError
 from .vm import DEFAULT_INSTRUCTION_LIMIT, M32, M64, VmFault
 
-VERDICT_NAMES = ("aborted", "drop", "pass", "tx", "redirect")     # by enum xdp_action, as VERDICTS
 TRAP_CAUSES = [cause for cause in TrapCause if cause != TrapCause.NONE]
 
 

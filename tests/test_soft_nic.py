@@ -61,22 +61,6 @@ def check_counters(counters: dict[str, int], model: NicModel, where: str) -> Non
     assert counters["cycles"] == 0, where
 
 
-def device_maps(device: Device) -> dict[str, dict]:
-    """Every map read through the register bus, in the shape of XdpSession.dump_maps (program arrays by section
-    name, per-CPU maps as a list with the NIC's one copy)."""
-    sections = {entry.word: name for name, entry in device.attached.placement.placements.items()}
-    contents = {}
-    for name, device_map in device.maps.items():
-        slot = device_map.slot
-        if slot.kind == "progarray":
-            contents[name] = {key.hex(): sections[int.from_bytes(value, "little")] for key, value in device_map.items()}
-        elif slot.per_cpu:
-            contents[name] = {key.hex(): [value.hex()] for key, value in device_map.items()}
-        else:
-            contents[name] = {key.hex(): value.hex() for key, value in device_map.items()}
-    return contents
-
-
 # -- every example against the model ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
@@ -99,7 +83,7 @@ def test_example_matches_model_frame_by_frame(compiled, name):
         assert device.host_frames() == [(frame.data, frame.info) for frame in model.host[host_before:]], where
         assert device.trace() == (result.trace_output if result else []), where
         check_counters(counters, model, where)
-    assert device_maps(device) == model.dump_maps()
+    assert device.dump_maps() == model.dump_maps()
     assert model.results, f"{name}: no frame reached the program"
 
 
